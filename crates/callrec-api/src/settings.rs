@@ -1,0 +1,1 @@
+//! Settings and policy endpoints (to be written).

@@ -1,0 +1,1 @@
+//! Decoders to 8 kHz mono PCM (to be written).

@@ -1,0 +1,1 @@
+//! Streaming encoders for the recording file (to be written).

@@ -1,0 +1,1 @@
+//! The recording policy (to be written).

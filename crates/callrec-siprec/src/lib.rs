@@ -1,0 +1,1 @@
+//! SIPREC without I/O (to be written).

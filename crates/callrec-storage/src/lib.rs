@@ -1,0 +1,1 @@
+//! Recording storage, spool and delivery (to be written).

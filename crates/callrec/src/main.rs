@@ -1,0 +1,5 @@
+//! The `callrec` command line.
+
+fn main() {
+    println!("callrec");
+}

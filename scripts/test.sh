@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite of callrec: installs what the tests need on a fresh
+# Debian 12 machine (when missing), then runs fmt, clippy and every test.
+# Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo nextest"
+cargo nextest run --workspace --locked --no-fail-fast --profile ci
+echo "== doc tests"
+cargo test --workspace --locked --doc
