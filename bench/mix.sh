@@ -44,7 +44,7 @@ read -r t_wav m_wav < <(measure "$bin" mix --end-user "$A" --agent "$B" -o "$out
 read -r t_ff m_ff < <(measure ffmpeg -nostdin -y -i "$A" -i "$B" -filter_complex amerge=inputs=2 -ar 8000 -ac 2 -c:a libmp3lame -b:a 32k "$out/ffmpeg.mp3")
 read -r t_ffq m_ffq < <(measure ffmpeg -nostdin -y -i "$A" -i "$B" -filter_complex amerge=inputs=2 -ar 8000 -ac 2 -c:a libmp3lame -b:a 32k -compression_level $q "$out/ffmpeg-q$q.mp3")
 # bare LAME on the same (already mixed) audio, same settings
-read -r t_lame m_lame < <(measure lame --silent -r -s 8 --bitwidth 16 --little-endian --signed -m s -b 32 --cbr -q $q <(tail -c +45 "$out/callrec.wav") "$out/lame.mp3")
+read -r t_lame m_lame < <(measure lame --silent -m s -b 32 --cbr --resample 8 -q $q "$out/callrec.wav" "$out/lame.mp3")
 
 # memory against input length: 10-minute legs
 A10=$(make_leg customer "$customer_text" 10); B10=$(make_leg agent "$agent_text" 10)

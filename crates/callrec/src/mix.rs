@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use callrec_media::Role;
 use callrec_media::codec::Codec;
-use callrec_media::encode::{EncodeSummary, Format, RecordingEncoder, encoder_for};
+use callrec_media::encode::{EncodeError, EncodeSummary, Format, RecordingEncoder, encoder_for};
 use callrec_media::timeline::{MediaTime, Timeline, TimelineConfig};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -166,7 +166,7 @@ fn write_aside(
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     let sink = BufWriter::with_capacity(256 * 1024, tmp.as_file().try_clone()?);
-    let mut encoder: Box<dyn RecordingEncoder> = match format {
+    let encoder: Box<dyn RecordingEncoder> = match format {
         Format::Mp3 => Box::new(callrec_media::encode::Mp3Writer::new(
             sink,
             callrec_media::encode::mp3::Mp3Settings {
@@ -175,6 +175,7 @@ fn write_aside(
         )?),
         Format::Wav => encoder_for(format, sink)?,
     };
+    let mut encoder: Box<dyn RecordingEncoder> = Box::new(PipelinedEncoder::spawn(encoder));
     fill(encoder.as_mut())?;
     let summary = encoder.finish()?;
     tmp.as_file()
@@ -183,6 +184,63 @@ fn write_aside(
     tmp.persist(out)
         .map_err(|e| anyhow!("cannot write {}: {}", out.display(), e.error))?;
     Ok(summary)
+}
+
+/// Runs an encoder on its own thread, fed through a bounded channel, so that
+/// decoding and mixing (this thread) overlap with encoding (LAME is the
+/// costly stage). Capacity: 8 chunks of at most a second each; when full,
+/// the mixer waits for the encoder (back-pressure, bounded memory).
+struct PipelinedEncoder {
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<i16>>>,
+    worker: Option<std::thread::JoinHandle<Result<EncodeSummary, EncodeError>>>,
+}
+
+impl PipelinedEncoder {
+    fn spawn(mut encoder: Box<dyn RecordingEncoder>) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<i16>>(8);
+        let worker = std::thread::spawn(move || {
+            for chunk in rx {
+                encoder.write(&chunk)?;
+            }
+            encoder.finish()
+        });
+        PipelinedEncoder {
+            chunks: Some(tx),
+            worker: Some(worker),
+        }
+    }
+
+    /// Waits for the encoder thread and returns how it ended.
+    fn join(&mut self) -> Result<EncodeSummary, EncodeError> {
+        self.chunks = None;
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(EncodeError::Lame("the encoder thread panicked".into())),
+            None => Err(EncodeError::Lame("the encoder has already finished".into())),
+        }
+    }
+}
+
+impl RecordingEncoder for PipelinedEncoder {
+    fn write(&mut self, interleaved: &[i16]) -> Result<(), EncodeError> {
+        let sent = self.chunks.as_ref().map(|tx| tx.send(interleaved.to_vec()));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The encoder thread stopped: its error says why.
+            _ => Err(self
+                .join()
+                .err()
+                .unwrap_or(EncodeError::Lame("the encoder stopped early".into()))),
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<EncodeSummary, EncodeError> {
+        self.join()
+    }
 }
 
 fn progress_bar(len: u64, unit: &str) -> ProgressBar {

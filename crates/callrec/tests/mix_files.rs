@@ -324,3 +324,36 @@ fn one_file_claimed_for_both_roles_is_refused() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn the_progress_bar_is_drawn_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sox_tone(dir.path(), "eu.wav", 440, 120.0, 8_000, 1);
+    let b = sox_tone(dir.path(), "agent.wav", 700, 120.0, 8_000, 1);
+    let out = dir.path().join("call.mp3");
+
+    // Not a terminal (a pipe): only the summary line.
+    let o = callrec(&["mix", "--end-user", p(&a), "--agent", p(&b), "-o", p(&out)]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("mixing") && !err.contains('\r'),
+        "no progress bar on a pipe: {err:?}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+
+    // A terminal: `script` runs callrec on a pseudo-terminal.
+    let cmd = format!(
+        "{} mix --end-user {} --agent {} -o {}",
+        env!("CARGO_BIN_EXE_callrec"),
+        p(&a),
+        p(&b),
+        p(&dir.path().join("tty.mp3"))
+    );
+    let o = tool("script", &["-qec", &cmd, "/dev/null"]);
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        screen.contains("mixing"),
+        "a progress bar on a terminal: {screen:?}"
+    );
+}
