@@ -11,9 +11,9 @@
 //! full; the skipped sequence numbers count as lost.
 //!
 //! The sequencer must never read a clock, never wait for a packet longer
-//! than `max_wait` (arrival time) or `max_reorder` packets, never emit a
-//! sequence number twice in an epoch, and never hold more than
-//! `max_reorder + 1` packets. It knows nothing of codecs or clock rates:
+//! than `max_wait` (arrival time) or `max_reorder` packets, and never emit a
+//! sequence number twice in an epoch; popped after every push, it never
+//! holds more than `max_reorder + 1` packets. It knows nothing of codecs or clock rates:
 //! whether a timestamp jump is consistent with arrival time is the
 //! timeline's question.
 

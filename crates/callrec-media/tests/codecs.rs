@@ -131,9 +131,12 @@ fn l16_at_16_khz_stereo_is_resampled_to_8_khz_mono() {
             "each 20 ms packet is 20 ms at 8 kHz"
         );
     }
-    // the audio lags by a few milliseconds at most: find the first loud sample
+    // the audio lags by half an FFT block (10 ms) at most: find the first loud sample
     let onset = out.iter().position(|s| s.unsigned_abs() > 1000).unwrap();
-    assert!(onset <= 60, "audio starts at sample {onset}");
+    assert!(
+        onset <= 90,
+        "audio starts at sample {onset}: more than 10 ms late"
+    );
     assert!((rms(&out[2000..7000]) / (8000.0 / 2f64.sqrt()) - 1.0).abs() < 0.02);
     assert!(
         decoder.decode(&[1, 2, 3], &mut out).is_err(),
@@ -173,12 +176,77 @@ fn opus_is_placed_by_its_48_khz_clock() {
         tl.poll(at, &mut out);
     }
     tl.finish(&mut out);
-    assert_eq!(out.len() / 2, 84 * 480, "5.04 s at 8 kHz");
+    // each 60 ms packet ends 20 ms after its arrival: packet i covers 60 i + 20 ms on
+    let lead = 160;
+    assert_eq!(
+        out.len() / 2,
+        lead + 84 * 480,
+        "5.04 s at 8 kHz after 20 ms"
+    );
     let right: Vec<i16> = out.chunks_exact(2).map(|f| f[1]).collect();
+    let packet = |i: usize| &right[lead + i * 480..lead + (i + 1) * 480];
+    assert!(right[..lead].iter().all(|&s| s == 0));
     assert!(
-        right[40 * 480..41 * 480].iter().all(|&s| s == 0),
+        packet(40).iter().all(|&s| s == 0),
         "the lost packet is a gap"
     );
-    assert!(rms(&right[41 * 480 + 200..42 * 480]) > 3000.0);
-    assert!(rms(&right[2000..40 * 480]) > 5000.0);
+    assert!(rms(packet(39)) > 5000.0);
+    assert!(rms(&packet(41)[200..]) > 3000.0);
+    assert!(rms(&right[2000..lead + 40 * 480]) > 5000.0);
+}
+
+#[test]
+fn a_mid_call_codec_change_from_g722_to_opus_reanchors_and_stays_in_time() {
+    let mut tl = Timeline::new(TimelineConfig::default(), MediaTime::ZERO);
+    let src = tl.add_rtp_source(Role::EndUser, &[(111, Codec::Opus)]);
+    let mut g722 = G722Encoder::new(Bitrate::Mode1_64000, false, false);
+    let mut opus_enc =
+        opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    let mut buf = vec![0u8; 1500];
+    let mut out = Vec::new();
+    // 3 s of G.722 (static type 9, RTP clock 8000), then 3 s of Opus after a re-INVITE:
+    // same SSRC and sequence, new timestamp base and clock
+    for i in 0..300u32 {
+        let (pt, ts, payload): (u8, u32, Vec<u8>) = if i < 150 {
+            let pcm = tone(16_000, 500.0, 8000.0, 320, i as usize * 320);
+            (9, 777 + 160 * i, g722.encode(&pcm))
+        } else {
+            let pcm = tone(48_000, 500.0, 8000.0, 960, i as usize * 960);
+            let len = opus_enc.encode(&pcm, &mut buf).unwrap();
+            (111, 5_000_000 + 960 * (i - 150), buf[..len].to_vec())
+        };
+        let mut d = Vec::new();
+        RtpPacket {
+            marker: i == 150,
+            payload_type: pt,
+            sequence: 100 + i as u16,
+            timestamp: ts,
+            ssrc: 42,
+            csrcs: vec![],
+            extension: None,
+            payload: &payload,
+        }
+        .write(&mut d);
+        let at = MediaTime::from_millis(20 * u64::from(i));
+        tl.push_rtp(src, at, &d).unwrap();
+        tl.poll(at, &mut out);
+    }
+    tl.finish(&mut out);
+    assert_eq!(
+        out.len() / 2,
+        300 * 160,
+        "6 s, placed on arrival across the change"
+    );
+    let left: Vec<i16> = out.chunks_exact(2).map(|f| f[0]).collect();
+    let g722_part = &left[800..150 * 160];
+    let opus_part = &left[150 * 160 + 800..];
+    for (name, part) in [("g.722", g722_part), ("opus", opus_part)] {
+        assert!(rms(part) > 3000.0, "{name}: rms {}", rms(part));
+        assert!(
+            (frequency(part) - 500.0).abs() < 10.0,
+            "{name}: {} hz",
+            frequency(part)
+        );
+    }
+    assert_eq!(tl.stats(src).reanchors, 1);
 }

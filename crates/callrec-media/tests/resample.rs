@@ -57,15 +57,37 @@ fn output_length_is_the_input_duration_at_8_khz() {
 
 #[test]
 fn a_tone_in_the_passband_keeps_its_level() {
-    let input = tone(44_100, 2, 1000.0, 10_000.0, 44_100 * 2);
-    let out = resample(44_100, 2, &input, 1024);
-    let middle = &out[2000..14_000];
-    let expected = 10_000.0 / 2f64.sqrt();
-    let got = rms(middle);
-    assert!(
-        (got / expected - 1.0).abs() < 0.01,
-        "rms {got:.1}, expected {expected:.1}"
-    );
+    // the telephone band, 300 to 3400 hz, comes through flat
+    for (rate, channels, freq) in [
+        (44_100, 2, 1000.0),
+        (48_000, 1, 3400.0),
+        (16_000, 1, 300.0),
+        (22_050, 1, 3400.0),
+        (11_025, 2, 3400.0),
+    ] {
+        let input = tone(rate, channels, freq, 10_000.0, rate as usize * 2);
+        let out = resample(rate, channels, &input, 1024);
+        let middle = &out[2000..14_000];
+        let expected = 10_000.0 / 2f64.sqrt();
+        let got = rms(middle);
+        assert!(
+            (got / expected - 1.0).abs() < 0.01,
+            "{rate} hz, {freq} hz tone: rms {got:.1}, expected {expected:.1}"
+        );
+    }
+}
+
+#[test]
+fn tones_just_above_4_khz_are_filtered_out() {
+    for rate in [16_000, 22_050, 44_100, 48_000] {
+        let input = tone(rate, 1, 4300.0, 16_000.0, rate as usize);
+        let out = resample(rate, 1, &input, 1000);
+        let level_db = 20.0 * (rms(&out[1000..7000]) / (16_000.0 / 2f64.sqrt())).log10();
+        assert!(
+            level_db < -60.0,
+            "4.3 khz from {rate} hz aliases at {level_db:.1} dB"
+        );
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use callrec_media::codec::Codec;
 use callrec_media::codec::g711::linear_to_ulaw;
 use callrec_media::rtp::RtpPacket;
 use callrec_media::timeline::{
-    MediaError, MediaTime, PauseMode, PauseSpan, Timeline, TimelineConfig,
+    MediaError, MediaTime, PLACEMENT_DELAY, PauseMode, PauseSpan, Timeline, TimelineConfig,
 };
 use sim::{Meter, Sender};
 
@@ -39,7 +39,7 @@ fn square(a: i16) -> impl Iterator<Item = i16> {
 }
 
 /// Sends `count` 20 ms packets of `samples` from `first_arrival` (each
-/// arriving when complete), polling as it goes; returns nothing, output goes to `out`.
+/// placed at its arrival: see `PLACEMENT_DELAY`), polling as it goes; returns nothing, output goes to `out`.
 #[allow(clippy::too_many_arguments)]
 fn send(
     tl: &mut Timeline,
@@ -75,7 +75,7 @@ fn first_loud(out: &[i16], channel: usize) -> Option<usize> {
 }
 
 #[test]
-fn a_late_first_packet_gives_leading_silence_and_each_packet_ends_at_its_arrival() {
+fn a_late_first_packet_gives_leading_silence() {
     // the clock's origin is not zero: the recording starts at 100 s
     let start = 100.0;
     let mut tl = Timeline::new(TimelineConfig::default(), MediaTime::from_secs_f64(start));
@@ -84,17 +84,13 @@ fn a_late_first_packet_gives_leading_silence_and_each_packet_ends_at_its_arrival
     // the first packet arrives 1.5 s after the start; it holds the 20 ms before that
     send(&mut tl, src, 1, 10, 5000, start + 1.5, 100, 8000, &mut out);
     tl.finish(&mut out);
-    assert_eq!(first_loud(&out, 0), Some(12_000 - 160));
+    assert_eq!(first_loud(&out, 0), Some(12_000));
     assert_eq!(
         out.len() / 2,
-        12_000 - 160 + 100 * 160,
+        12_000 + 100 * 160,
         "ends with the last packet"
     );
-    assert!(
-        frames(&out)
-            .take(12_000 - 160)
-            .all(|(l, r)| l == 0 && r == 0)
-    );
+    assert!(frames(&out).take(12_000).all(|(l, r)| l == 0 && r == 0));
 }
 
 #[test]
@@ -183,7 +179,7 @@ fn paused_run(mode: PauseMode) -> (Vec<i16>, Vec<PauseSpan>) {
     let src = tl.add_rtp_source(Role::EndUser, &[]);
     let mut out = Vec::new();
     for i in 0..1000u16 {
-        let at = MediaTime::from_millis(20 + 20 * u64::from(i));
+        let at = MediaTime::from_millis(20 * u64::from(i));
         tl.push_rtp(src, at, &pcmu(3, i, 160 * u32::from(i), square(5000)))
             .unwrap();
         if i == 250 {
@@ -231,9 +227,9 @@ fn a_pause_open_at_the_end_is_closed_by_finish() {
     let mut tl = Timeline::new(TimelineConfig::default(), MediaTime::ZERO);
     let src = tl.add_rtp_source(Role::Agent, &[]);
     let mut out = Vec::new();
-    send(&mut tl, src, 1, 0, 0, 0.02, 50, 4000, &mut out);
+    send(&mut tl, src, 1, 0, 0, 0.0, 50, 4000, &mut out);
     tl.pause(MediaTime::from_secs(1));
-    send(&mut tl, src, 1, 50, 50 * 160, 1.02, 50, 4000, &mut out);
+    send(&mut tl, src, 1, 50, 50 * 160, 1.0, 50, 4000, &mut out);
     tl.finish(&mut out);
     assert_eq!(out.len() / 2, 8000, "the 1 s after the pause is left out");
     let span = tl.pause_spans()[0];
@@ -262,7 +258,7 @@ fn a_bad_packet_is_an_error_for_itself_only() {
     let other = tl.add_rtp_source(Role::Agent, &[]);
     let _ = other;
     // the source keeps working
-    send(&mut tl, src, 1, 0, 0, 0.02, 50, 6000, &mut out);
+    send(&mut tl, src, 1, 0, 0, 0.0, 50, 6000, &mut out);
     tl.finish(&mut out);
     assert_eq!(first_loud(&out, 0), Some(0));
     assert_eq!(tl.stats(src).received, 50);
@@ -287,12 +283,12 @@ fn a_packet_later_than_the_jitter_delay_is_dropped_and_counted() {
         if i == 50 {
             continue; // arrives 500 ms late, below
         }
-        let at = MediaTime::from_millis(20 + 20 * u64::from(i));
+        let at = MediaTime::from_millis(20 * u64::from(i));
         tl.push_rtp(src, at, &pcmu(1, i, 160 * u32::from(i), square(5000)))
             .unwrap();
         tl.poll(at, &mut out);
         if i == 74 {
-            let late = MediaTime::from_millis(20 + 20 * 50 + 500);
+            let late = MediaTime::from_millis(20 * 50 + 500);
             tl.push_rtp(src, late, &pcmu(1, 50, 160 * 50, square(5000)))
                 .unwrap();
         }
@@ -313,12 +309,11 @@ fn a_packet_later_than_the_jitter_delay_is_dropped_and_counted() {
     );
 }
 
+/// Something that happens to a sender before packet number `.0`.
+type SenderEvent<'a> = (usize, &'a dyn Fn(&mut Sender));
+
 /// Runs one `sender` (EndUser) with `events` at given packet indices; returns the meter.
-fn run_one(
-    mut sender: Sender,
-    packets: usize,
-    events: &[(usize, &dyn Fn(&mut Sender))],
-) -> (Meter, u64) {
+fn run_one(mut sender: Sender, packets: usize, events: &[SenderEvent<'_>]) -> (Meter, u64) {
     let mut tl = Timeline::new(TimelineConfig::default(), MediaTime::ZERO);
     let src = tl.add_rtp_source(Role::EndUser, &[]);
     let mut meter = Meter::default();
@@ -341,10 +336,11 @@ fn run_one(
     (meter, tl.stats(src).reanchors)
 }
 
-/// Every burst at its true time plus 30 ms network delay, within 2 ms.
+/// Every burst at its true time plus 30 ms network delay plus the placement
+/// delay, within 2 ms.
 fn assert_bursts_in_place(meter: &Meter, bursts: &[f64]) {
     for &b in bursts {
-        let expected = (b + 0.030) * 8000.0;
+        let expected = (b + 0.030 + PLACEMENT_DELAY.as_secs_f64()) * 8000.0;
         let found = sim::nearest(&meter.left.found, expected, 800.0)
             .unwrap_or_else(|| panic!("burst at {b} s missing: {:?}", meter.left.found));
         assert!(
@@ -388,6 +384,26 @@ fn timestamp_jumps_either_way_reanchor_on_arrival_time() {
 }
 
 #[test]
+fn a_small_backward_timestamp_jump_is_followed_within_a_second() {
+    // 100 ms back: less than the jitter delay, so no packet is dropped as late,
+    // but the lower envelope would remember the old offset for its whole window
+    let bursts: Vec<f64> = (1..40).map(|i| f64::from(i) * 0.5).collect();
+    let sender = Sender::new(8, 0.0, false, 0.0, bursts.clone());
+    let (meter, reanchors) = run_one(
+        sender,
+        1000,
+        &[(400, &|s: &mut Sender| s.jump_ts(0u32.wrapping_sub(800)))],
+    );
+    assert_eq!(reanchors, 1);
+    let kept: Vec<f64> = bursts
+        .iter()
+        .copied()
+        .filter(|&b| !(8.0..9.0).contains(&b))
+        .collect();
+    assert_bursts_in_place(&meter, &kept);
+}
+
+#[test]
 fn a_hold_with_a_frozen_rtp_clock_resumes_on_arrival_time() {
     let bursts: Vec<f64> = (1..30)
         .map(|i| f64::from(i) * 0.5)
@@ -404,7 +420,7 @@ fn a_removed_source_keeps_what_it_sent_and_refuses_more() {
     let mut tl = Timeline::new(TimelineConfig::default(), MediaTime::ZERO);
     let src = tl.add_rtp_source(Role::Agent, &[]);
     let mut out = Vec::new();
-    send(&mut tl, src, 1, 0, 0, 0.02, 50, 6000, &mut out);
+    send(&mut tl, src, 1, 0, 0, 0.0, 50, 6000, &mut out);
     tl.remove_source(src, MediaTime::from_secs(1));
     let after = pcmu(1, 50, 50 * 160, square(6000));
     assert!(matches!(

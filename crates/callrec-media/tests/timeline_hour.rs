@@ -14,66 +14,18 @@ mod sim;
 
 use callrec_media::Role;
 use callrec_media::codec::Codec;
-use callrec_media::timeline::{MediaTime, Timeline, TimelineConfig};
-use rand::{RngExt, SeedableRng, rngs::StdRng};
-use sim::{Arrival, Meter, RATE, Sender, nearest};
+use callrec_media::timeline::{MediaTime, PLACEMENT_DELAY, Timeline, TimelineConfig};
+use sim::{Arrival, Event, Meter, Network, RATE, Sender, leg, nearest};
 
 const HOUR: f64 = 3600.0;
 const BASE_DELAY: f64 = 0.040;
-
-/// A leg's script: (true time, event).
-#[derive(Debug, Clone, Copy)]
-enum Event {
-    Hold { secs: f64, freeze_ts: bool },
-    ChangeSsrc,
-    JumpTs(u32),
-}
-
-/// All datagrams of one leg, with arrival times (loss, duplicates, jitter applied).
-fn leg(sender: &mut Sender, script: &[(f64, Event)], seed: u64, end: f64) -> Vec<Arrival> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut script = script.to_vec();
-    script.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut next_event = 0;
-    let mut out = Vec::new();
-    loop {
-        let t = sender.time_of(sender.k);
-        if t >= end {
-            break;
-        }
-        if next_event < script.len() && t >= script[next_event].0 {
-            match script[next_event].1 {
-                Event::Hold { secs, freeze_ts } => sender.hold(secs, freeze_ts),
-                Event::ChangeSsrc => sender.change_ssrc(),
-                Event::JumpTs(ticks) => sender.jump_ts(ticks),
-            }
-            next_event += 1;
-            continue;
-        }
-        let (sent, datagram, has_onset) = sender.next_packet();
-        if !has_onset && rng.random_bool(0.02) {
-            continue;
-        }
-        // jitter: exponential, mean 8 ms, capped at 150 ms (packets are 20 ms apart, so they reorder)
-        let u: f64 = rng.random_range(1e-9..1.0);
-        let jitter = (-u.ln() * 0.008).min(0.150);
-        let at = sent + BASE_DELAY + jitter;
-        if rng.random_bool(0.005) {
-            let again = at + rng.random_range(0.0..0.05);
-            out.push(Arrival {
-                at: again,
-                datagram: datagram.clone(),
-                has_onset,
-            });
-        }
-        out.push(Arrival {
-            at,
-            datagram,
-            has_onset,
-        });
-    }
-    out
-}
+const NETWORK: Network = Network {
+    base_delay: BASE_DELAY,
+    jitter_mean: 0.008,
+    jitter_max: 0.150,
+    loss: 0.02,
+    duplicates: 0.005,
+};
 
 #[test]
 fn two_drifting_lossy_legs_stay_within_20_ms_over_an_hour() {
@@ -107,8 +59,8 @@ fn two_drifting_lossy_legs_stay_within_20_ms_over_an_hour() {
     ];
     let holds = [(1200.0, 1230.0), (3000.0, 3030.0)];
 
-    let a = leg(&mut end_user, &end_user_script, 11, HOUR);
-    let b = leg(&mut agent, &agent_script, 12, HOUR);
+    let a = leg(&mut end_user, &end_user_script, &NETWORK, 11, HOUR);
+    let b = leg(&mut agent, &agent_script, &NETWORK, 12, HOUR);
     let mut arrivals: Vec<(Role, Arrival)> = a
         .into_iter()
         .map(|x| (Role::EndUser, x))
@@ -160,7 +112,7 @@ fn two_drifting_lossy_legs_stay_within_20_ms_over_an_hour() {
     let mut paired = 0;
     let mut missing = Vec::new();
     for &t in &bursts {
-        let expected = (t + BASE_DELAY) * RATE;
+        let expected = (t + BASE_DELAY + PLACEMENT_DELAY.as_secs_f64()) * RATE;
         let in_hold = holds.iter().any(|&(h0, h1)| t > h0 - 1.0 && t < h1 + 1.0);
         let l = nearest(&meter.left.found, expected, 1600.0);
         let r = nearest(&meter.right.found, expected, 1600.0);
@@ -174,13 +126,6 @@ fn two_drifting_lossy_legs_stay_within_20_ms_over_an_hour() {
                 worst_absolute = worst_absolute.max((x as f64 - expected).abs() / RATE * 1000.0);
             }
             paired += 1;
-            if std::env::var_os("CALLREC_TRACE").is_some() {
-                println!(
-                    "trace {t:.0} {:.2} {:.2}",
-                    (l as f64 - expected) / 8.0,
-                    (r as f64 - expected) / 8.0
-                );
-            }
         } else if !in_hold {
             missing.push((t, l, r));
         }
@@ -218,7 +163,7 @@ fn two_drifting_lossy_legs_stay_within_20_ms_over_an_hour() {
         "the simulation must reorder ({reordered})"
     );
     // the output is the call's length (last packets arrive at about 1 h + base delay)
-    let expected_frames = (HOUR + BASE_DELAY) * RATE;
+    let expected_frames = (HOUR + BASE_DELAY + PLACEMENT_DELAY.as_secs_f64()) * RATE;
     assert!(
         (meter.frames as f64 - expected_frames).abs() < 0.1 * RATE,
         "{} frames",

@@ -8,6 +8,7 @@
 mod input;
 mod mix;
 mod pcap;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -26,12 +27,16 @@ enum Command {
     /// Make one stereo recording (end user left, agent right) from the two
     /// legs of a call: two audio files, or the RTP streams in a capture.
     Mix(mix::MixArgs),
+    /// Run the recording server: SIPREC over SIP (UDP and TCP), RTP, the
+    /// recording pipeline and the HTTP endpoints.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mix(args) => mix::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -540,19 +540,18 @@ fn plan_capture(capture: &Path, scan: &Scan, args: &MixArgs) -> Result<CapturePl
         }
     }
     let chosen = scan.streams.iter().filter(|s| roles.contains_key(&s.key));
-    // A packet leaves its sender once its audio is spoken, so the first
-    // captured packet's audio began one packet before its capture time: the
-    // recording starts there.
+    // A packet leaves its sender once its audio is spoken; the timeline
+    // places a packet to end PLACEMENT_DELAY after its arrival. Start the
+    // recording early enough that the first captured packet is whole.
     let lead = chosen
         .clone()
         .filter_map(|s| {
             let rate = codecs.get(&s.main_payload_type()?)?.clock_rate();
-            Some(Duration::from_secs_f64(
-                f64::from(s.frame_ticks?) / f64::from(rate),
-            ))
+            Some(Duration::from_secs_f64(f64::from(s.frame_ticks?) / f64::from(rate)))
         })
         .max()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .saturating_sub(callrec_media::timeline::PLACEMENT_DELAY);
     let start = chosen
         .clone()
         .map(|s| s.first)

@@ -53,7 +53,7 @@ fn sipp_capture_is_listed_and_mixed_on_the_chosen_side() {
     // 236 packets of 30 ms: 7.08 s of audio.
     let frames = pcm.len() / 2;
     assert!(
-        (frames as i64 - 56_640).abs() <= 240,
+        (frames as i64 - 56_640).abs() <= 16,
         "{frames} frames, want 7.08 s"
     );
     let (l, r) = (rms_dbfs(&channel(&pcm, 0)), rms_dbfs(&channel(&pcm, 1)));

@@ -4,7 +4,7 @@
 //! Every packet decodes to exactly its duration at 8 kHz (the timeline
 //! places samples by count), so the resampler's output goes through a small
 //! FIFO: at rates other than 8 kHz the audio lags by half the resampler's
-//! FFT block (5 ms at 16 kHz). It must never assume the rate is 8 kHz; it
+//! FFT block (10 ms). It must never assume the rate is 8 kHz; it
 //! keeps the resampler's state across packets so that packet boundaries
 //! leave no clicks.
 
@@ -34,7 +34,7 @@ impl L16Decoder {
             resampler: Resampler::with_chunk_frames(
                 rate,
                 u16::from(channels),
-                (rate / 100).max(1) as usize,
+                (rate / 50).max(1) as usize,
             )?,
             scratch: Vec::new(),
             resampled: Vec::new(),

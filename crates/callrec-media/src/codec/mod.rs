@@ -22,9 +22,6 @@ pub const OUTPUT_RATE: u32 = 8_000;
 /// Why audio could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CodecError {
-    /// The codec or its parameters are not supported.
-    #[error("{0} is not supported; send g.711 (pcmu/pcma), g.722, opus or l16 instead")]
-    Unsupported(String),
     /// A sample rate of zero, or channels of zero.
     #[error(
         "invalid audio format: {rate} hz with {channels} channels; the rate and channel count must be above zero"
@@ -34,6 +31,14 @@ pub enum CodecError {
         rate: u32,
         /// The channel count given.
         channels: u16,
+    },
+    /// The resampler refused the rate.
+    #[error("cannot resample from {rate} hz: {reason}; convert the audio to 8000 hz first")]
+    Resample {
+        /// The input rate.
+        rate: u32,
+        /// What rubato said.
+        reason: String,
     },
     /// The payload cannot be decoded by this codec.
     #[error("corrupt {codec} payload of {len} bytes: {reason}; the packet is skipped as silence")]

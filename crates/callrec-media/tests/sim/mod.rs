@@ -39,6 +39,9 @@ pub struct Sender {
     pub t0: f64,
     /// True instants of burst onsets (sorted).
     pub bursts: Vec<f64>,
+    /// The first burst that may still be ahead (samples only go forward).
+    next_burst: usize,
+    noise: u64,
     rng: StdRng,
 }
 
@@ -55,6 +58,8 @@ impl Sender {
             k: 0,
             t0,
             bursts,
+            next_burst: 0,
+            noise: seed,
             rng,
         }
     }
@@ -75,18 +80,26 @@ impl Sender {
 
     fn sample(&mut self, k: u64) -> (i16, bool) {
         let t = self.time_of(k);
-        // bursts are found by binary search on their onset times
-        let i = self.bursts.partition_point(|&b| b <= t);
-        if i > 0 {
-            let b = self.bursts[i - 1];
+        while self.next_burst < self.bursts.len() && self.bursts[self.next_burst] + BURST_SECS <= t
+        {
+            self.next_burst += 1;
+        }
+        if let Some(&b) = self.bursts.get(self.next_burst)
+            && b <= t
+        {
             let first = self.sample_at(b);
-            if t - b < BURST_SECS && k >= first {
-                let onset = first == k;
+            if k >= first {
                 let phase = (k - first) / 4 % 2;
-                return (if phase == 0 { BURST } else { -BURST }, onset);
+                return (if phase == 0 { BURST } else { -BURST }, first == k);
             }
         }
-        (self.rng.random_range(-NOISE..=NOISE), false)
+        // cheap noise (an LCG): the simulation makes 57 million samples
+        self.noise = self
+            .noise
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let span = 2 * NOISE as u64 + 1;
+        (((self.noise >> 33) % span) as i16 - NOISE, false)
     }
 
     /// Makes the next 20 ms packet; returns (send true time, datagram, has_onset).
@@ -199,4 +212,83 @@ pub fn nearest(found: &[u64], expected: f64, tolerance: f64) -> Option<u64> {
                 .abs()
                 .total_cmp(&(*b as f64 - expected).abs())
         })
+}
+
+/// A leg's script: (true time, event).
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// No packets for `secs`; the RTP clock runs on unless `freeze_ts`.
+    Hold { secs: f64, freeze_ts: bool },
+    /// A new SSRC, sequence and timestamp base.
+    ChangeSsrc,
+    /// The timestamp jumps by this many ticks.
+    JumpTs(u32),
+}
+
+/// What the network does to a leg.
+#[derive(Debug, Clone, Copy)]
+pub struct Network {
+    /// The least delay, seconds.
+    pub base_delay: f64,
+    /// Mean of the exponential jitter on top, seconds.
+    pub jitter_mean: f64,
+    /// Cap of the jitter, seconds.
+    pub jitter_max: f64,
+    /// Probability that a packet is lost (never the one holding a burst's first sample).
+    pub loss: f64,
+    /// Probability that a packet arrives twice.
+    pub duplicates: f64,
+}
+
+/// All datagrams of one leg until true time `end`, with arrival times
+/// (loss, duplicates, jitter applied), in sending order.
+pub fn leg(
+    sender: &mut Sender,
+    script: &[(f64, Event)],
+    net: &Network,
+    seed: u64,
+    end: f64,
+) -> Vec<Arrival> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut script = script.to_vec();
+    script.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut next_event = 0;
+    let mut out = Vec::new();
+    loop {
+        let t = sender.time_of(sender.k);
+        if t >= end {
+            break;
+        }
+        if next_event < script.len() && t >= script[next_event].0 {
+            match script[next_event].1 {
+                Event::Hold { secs, freeze_ts } => sender.hold(secs, freeze_ts),
+                Event::ChangeSsrc => sender.change_ssrc(),
+                Event::JumpTs(ticks) => sender.jump_ts(ticks),
+            }
+            next_event += 1;
+            continue;
+        }
+        let (sent, datagram, has_onset) = sender.next_packet();
+        if !has_onset && rng.random_bool(net.loss) {
+            continue;
+        }
+        // jitter: exponential, capped (packets are 20 ms apart, so they reorder)
+        let u: f64 = rng.random_range(1e-9..1.0);
+        let jitter = (-u.ln() * net.jitter_mean).min(net.jitter_max);
+        let at = sent + net.base_delay + jitter;
+        if rng.random_bool(net.duplicates) {
+            let again = at + rng.random_range(0.0..0.05);
+            out.push(Arrival {
+                at: again,
+                datagram: datagram.clone(),
+                has_onset,
+            });
+        }
+        out.push(Arrival {
+            at,
+            datagram,
+            has_onset,
+        });
+    }
+    out
 }

@@ -9,8 +9,8 @@
 //!   envelope (the minimum over the last [`TimelineConfig::drift_window`]):
 //!   the least-delayed packets tell where the sender's clock stands against
 //!   the arrival clock, whatever the jitter. A packet's ideal position is its
-//!   RTP time plus that envelope; a source whose first packet arrives 1.5 s
-//!   after the start begins at sample 12000.
+//!   RTP time plus that envelope (plus [`PLACEMENT_DELAY`]); a source whose
+//!   first 20 ms packet arrives 1.5 s after the start begins at sample 12000.
 //! - Audio is written contiguously at a cursor; when the cursor drifts from
 //!   the ideal position (clock drift: 100 ppm is one sample in 1.25 s) single
 //!   samples are inserted or dropped, a few per packet at most, or the
@@ -29,114 +29,31 @@
 //! and never buffers more than the jitter delay plus the reorder window per
 //! source: memory is bounded whatever the call's length.
 
+mod placement;
+mod time;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::codec::{Codec, CodecError, Decoder, decoder_for};
+use crate::codec::Codec;
 use crate::role::Role;
 use crate::rtp::{RtpError, RtpPacket};
-use crate::sequencer::{SequencedPacket, Sequencer, SequencerConfig, SequencerStats};
+use crate::sequencer::{Sequencer, SequencerConfig, SequencerStats};
+use placement::{Envelope, Source, place};
+pub use time::MediaTime;
 
-/// A point on the caller's arrival clock, in nanoseconds from any origin.
-///
-/// The media core never reads a clock: every arrival time and every `now`
-/// is one of these, given by the caller (a socket's receive time, a pcap
-/// timestamp, a simulator's clock).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct MediaTime(pub u64);
-
-impl MediaTime {
-    /// The origin of the clock.
-    pub const ZERO: MediaTime = MediaTime(0);
-
-    /// From nanoseconds.
-    pub const fn from_nanos(nanos: u64) -> Self {
-        MediaTime(nanos)
-    }
-
-    /// From microseconds.
-    pub const fn from_micros(micros: u64) -> Self {
-        MediaTime(micros * 1_000)
-    }
-
-    /// From milliseconds.
-    pub const fn from_millis(millis: u64) -> Self {
-        MediaTime(millis * 1_000_000)
-    }
-
-    /// From seconds.
-    pub const fn from_secs(secs: u64) -> Self {
-        MediaTime(secs * 1_000_000_000)
-    }
-
-    /// From seconds as a float (negative values clamp to zero).
-    pub fn from_secs_f64(secs: f64) -> Self {
-        MediaTime((secs * 1e9).round().max(0.0) as u64)
-    }
-
-    /// Nanoseconds since the origin.
-    pub const fn as_nanos(self) -> u64 {
-        self.0
-    }
-
-    /// Seconds since the origin, as a float.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
-    }
-
-    /// The duration since `earlier`, or zero if `earlier` is later.
-    pub fn saturating_duration_since(self, earlier: MediaTime) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-
-    /// This time plus `d` (saturating).
-    pub fn saturating_add(self, d: Duration) -> MediaTime {
-        MediaTime(
-            self.0
-                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
-    }
-
-    /// This time minus `d` (saturating at zero).
-    pub fn saturating_sub(self, d: Duration) -> MediaTime {
-        MediaTime(
-            self.0
-                .saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
-    }
-}
-
-impl std::ops::Add<Duration> for MediaTime {
-    type Output = MediaTime;
-    fn add(self, d: Duration) -> MediaTime {
-        self.saturating_add(d)
-    }
-}
+/// Each packet is placed to end this long after the least-delayed arrival
+/// says it was complete: a 20 ms packet (the usual) starts at its arrival
+/// time, a 60 ms one 40 ms before. The same for every source, so packet
+/// lengths do not shift one channel against the other.
+pub const PLACEMENT_DELAY: Duration = Duration::from_millis(20);
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 const RATE: i64 = crate::SAMPLE_RATE as i64;
 /// Static payload types of comfort noise (RFC 3389): no audio, a gap.
 const COMFORT_NOISE: [u8; 2] = [13, 19];
-/// A placement further ahead of the emitted position than this is refused
-/// (a broken timestamp must not make the timeline buffer a whole call).
-const MAX_AHEAD_SAMPLES: i64 = 60 * RATE;
-/// Cursor errors up to this many samples are left alone (0.5 ms).
-const DEADBAND_SAMPLES: i64 = 4;
-/// Cursor errors beyond this many samples are corrected at once (10 ms).
-const JUMP_SAMPLES: i64 = 80;
-/// Packets in a row arriving later than `jitter_delay` behind the envelope
-/// that make a re-anchor.
-const LATE_RUN_PACKETS: usize = 10;
-/// ... and the arrival time they must span (a burst after a network stall does not).
-const LATE_RUN_SPAN: Duration = Duration::from_millis(100);
-/// A silence in arrivals this long, followed by a late packet, re-anchors at once.
-const ARRIVAL_GAP_REANCHOR: Duration = Duration::from_secs(1);
-/// The envelope's minimum is kept per bucket of this many nanoseconds.
-const BUCKET_NANOS: i64 = NANOS_PER_SEC;
-/// Drift is reported once an epoch has lasted this long.
-const DRIFT_MIN_SPAN_NANOS: i64 = 20 * NANOS_PER_SEC;
 
 /// What happens to the recording while it is paused (redaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -215,7 +132,8 @@ pub struct SourceStats {
     pub duplicates: u64,
     /// Re-anchors on arrival time: SSRC changes, restarts, timestamp jumps, codec changes.
     pub reanchors: u64,
-    /// Packets that could not be decoded (treated as lost).
+    /// Packets that could not be decoded, or whose timestamps put them more
+    /// than 60 s ahead (treated as lost).
     pub decode_errors: u64,
     /// Samples inserted or dropped to follow the arrival clock.
     pub drift_corrections: u64,
@@ -245,96 +163,6 @@ pub enum MediaError {
         /// The payload type.
         payload_type: u8,
     },
-    /// A decoder could not be created.
-    #[error(transparent)]
-    Codec(#[from] CodecError),
-}
-
-/// Lower envelope of arrival minus RTP time: minimum per 1-second bucket of
-/// arrival time, over the last `buckets` buckets.
-#[derive(Debug)]
-struct Envelope {
-    buckets: VecDeque<(i64, i64)>,
-    keep: i64,
-}
-
-impl Envelope {
-    fn new(window: Duration) -> Self {
-        Envelope {
-            buckets: VecDeque::new(),
-            keep: (window.as_nanos() as i64 / BUCKET_NANOS).max(1),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.buckets.clear();
-    }
-
-    fn add(&mut self, arrival: i64, offset: i64) {
-        let bucket = arrival.div_euclid(BUCKET_NANOS);
-        match self.buckets.back_mut() {
-            Some((b, min)) if *b == bucket => *min = (*min).min(offset),
-            Some((b, _)) if *b > bucket => {
-                // an arrival earlier than the newest bucket: fold it in there
-                let last = self.buckets.back_mut().expect("checked");
-                last.1 = last.1.min(offset);
-            }
-            _ => self.buckets.push_back((bucket, offset)),
-        }
-        while let Some(&(b, _)) = self.buckets.front() {
-            if b <= bucket - self.keep {
-                self.buckets.pop_front();
-            } else {
-                break;
-            }
-        }
-    }
-
-    fn estimate(&self) -> Option<i64> {
-        self.buckets.iter().map(|&(_, m)| m).min()
-    }
-}
-
-/// Where a source stands in its current epoch.
-#[derive(Debug)]
-struct Anchor {
-    epoch: u32,
-    codec: Codec,
-    /// Timeline position where the next contiguous sample goes.
-    cursor: i64,
-    /// The RTP time (in 8 kHz samples) of the sample at the cursor.
-    cursor_ts8: i64,
-    /// First envelope reading of the epoch that is old enough, for the drift estimate.
-    drift_origin: Option<(i64, i64)>,
-    epoch_start_arrival: i64,
-}
-
-struct Source {
-    role: Role,
-    payload_types: Vec<(u8, Codec)>,
-    sequencer: Sequencer,
-    decoder: Option<Box<dyn Decoder>>,
-    anchor: Option<Anchor>,
-    envelope: Envelope,
-    /// Offsets and arrivals of consecutive packets far later than the envelope.
-    late_run: Vec<(i64, i64)>,
-    last_arrival: Option<i64>,
-    removed: bool,
-    /// Samples for positions `emitted..emitted + ring.len()`.
-    ring: VecDeque<i16>,
-    scratch: Vec<i16>,
-    stats: SourceStats,
-    late_packets: u64,
-}
-
-impl Source {
-    fn codec_of(&self, payload_type: u8) -> Option<Codec> {
-        self.payload_types
-            .iter()
-            .find(|(pt, _)| *pt == payload_type)
-            .map(|&(_, c)| c)
-            .or_else(|| Codec::from_static_payload_type(payload_type))
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -411,6 +239,10 @@ impl Timeline {
 
     /// Takes one datagram of `source` that arrived at `arrival`. A bad packet
     /// is an error for that packet only; the source keeps working.
+    ///
+    /// Call [`Timeline::poll`] regularly (after each push, or every 20 ms):
+    /// audio is emitted only there, and a placement more than 60 s ahead of
+    /// the emitted position is refused.
     pub fn push_rtp(
         &mut self,
         source: SourceId,
@@ -433,6 +265,13 @@ impl Timeline {
             });
         }
         src.sequencer.push(arrival, &packet);
+        // The sequencer never holds more than its window: what is ready at
+        // this arrival is placed now (emission still waits for `poll`).
+        let (start, emitted, jitter) = (self.start, self.emitted, self.config.jitter_delay);
+        let src = self.source_mut(source)?;
+        while let Some(p) = src.sequencer.pop(arrival) {
+            place(src, p, start, emitted, jitter);
+        }
         Ok(())
     }
 
@@ -611,18 +450,12 @@ impl Timeline {
                 *slot = slot.saturating_add(s);
             }
         }
-        // drop sources that are removed and fully emitted
-        for slot in &mut self.sources {
-            if slot
-                .as_ref()
-                .is_some_and(|s| s.removed && s.ring.is_empty())
-            {
-                // keep the stats: replace the source with an empty shell
-                if let Some(s) = slot.as_mut() {
-                    s.ring = VecDeque::new();
-                    s.scratch = Vec::new();
-                    s.decoder = None;
-                }
+        // free the buffers of removed sources once emitted (their stats stay)
+        for s in self.sources.iter_mut().flatten() {
+            if s.removed && s.ring.is_empty() && s.decoder.is_some() {
+                s.ring = VecDeque::new();
+                s.scratch = Vec::new();
+                s.decoder = None;
             }
         }
         // pauses
@@ -667,174 +500,4 @@ fn time_to_pos(start: MediaTime, t: MediaTime) -> i64 {
 
 fn pos_to_time(start: MediaTime, pos: i64) -> MediaTime {
     MediaTime((i128::from(start.0) + i128::from(pos) * 125_000).max(0) as u64)
-}
-
-/// RTP time in nanoseconds of an extended timestamp.
-fn ts_nanos(ts: i64, clock_rate: u32) -> i64 {
-    (i128::from(ts) * i128::from(NANOS_PER_SEC) / i128::from(clock_rate)) as i64
-}
-
-/// Decodes one in-order packet and writes it on the source's ring.
-fn place(src: &mut Source, p: SequencedPacket, start: MediaTime, emitted: i64, jitter: Duration) {
-    let Some(codec) = src.codec_of(p.payload_type) else {
-        return;
-    };
-    let arrival = i64::try_from(p.arrival.0).unwrap_or(i64::MAX);
-
-    // A codec change needs a new decoder (and re-anchors below).
-    if src.decoder.as_ref().is_none_or(|d| d.codec() != codec) {
-        match decoder_for(codec) {
-            Ok(d) => src.decoder = Some(d),
-            Err(_) => {
-                src.stats.decode_errors += 1;
-                return;
-            }
-        }
-    }
-    let decoder = src.decoder.as_mut().expect("created above");
-    src.scratch.clear();
-    if decoder.decode(&p.payload, &mut src.scratch).is_err() {
-        src.stats.decode_errors += 1;
-        return;
-    }
-    let n = src.scratch.len() as i64;
-
-    // The packet was complete when its last sample was taken: its offset is
-    // arrival minus the RTP time of its end, so that packets of different
-    // lengths (20 ms G.711, 60 ms Opus) land where they were spoken.
-    let ts_ns = ts_nanos(p.timestamp, codec.clock_rate());
-    let offset = arrival - (ts_ns + n * (NANOS_PER_SEC / RATE));
-    let arrival_gap = src.last_arrival.map_or(0, |last| arrival - last);
-    src.last_arrival = Some(src.last_arrival.map_or(arrival, |l| l.max(arrival)));
-
-    // New epoch or codec, or timestamps that no longer match arrival: re-anchor.
-    let same_stream = src
-        .anchor
-        .as_ref()
-        .is_some_and(|a| a.epoch == p.epoch && a.codec == codec);
-    let mut reanchor = !same_stream;
-    if same_stream {
-        let est = src.envelope.estimate().unwrap_or(offset);
-        let threshold = jitter.as_nanos() as i64;
-        if offset < est - threshold {
-            // RTP time leapt ahead of arrival: a forward timestamp jump
-            reanchor = true;
-        } else if offset > est + threshold {
-            if arrival_gap >= ARRIVAL_GAP_REANCHOR.as_nanos() as i64 {
-                // after a silence in arrivals: a sender that froze its clock on hold
-                reanchor = true;
-            } else {
-                // a backward jump, or a burst after a network stall: wait for a run
-                src.late_run.push((offset, arrival));
-                let span = arrival - src.late_run[0].1;
-                if src.late_run.len() >= LATE_RUN_PACKETS && span >= LATE_RUN_SPAN.as_nanos() as i64
-                {
-                    reanchor = true;
-                }
-            }
-        } else {
-            src.late_run.clear();
-        }
-    }
-    if reanchor {
-        if src.anchor.is_some() {
-            src.stats.reanchors += 1;
-        }
-        src.envelope.clear();
-        for &(o, a) in &src.late_run {
-            src.envelope.add(a, o);
-        }
-        src.late_run.clear();
-        src.anchor = None;
-    }
-    src.envelope.add(arrival, offset);
-    let est = src.envelope.estimate().expect("just added");
-
-    let ts8 = codec.ticks_to_samples(p.timestamp);
-    let start_ns = i64::try_from(start.0).unwrap_or(i64::MAX);
-    let ideal = (i128::from(ts_ns + est - start_ns) * i128::from(RATE))
-        .div_euclid(i128::from(NANOS_PER_SEC)) as i64;
-
-    let pos = match &mut src.anchor {
-        None => {
-            src.anchor = Some(Anchor {
-                epoch: p.epoch,
-                codec,
-                cursor: ideal,
-                cursor_ts8: ts8,
-                drift_origin: None,
-                epoch_start_arrival: arrival,
-            });
-            ideal
-        }
-        Some(a) => {
-            let nominal = a.cursor + (ts8 - a.cursor_ts8);
-            let error = ideal - nominal;
-            if error.abs() > JUMP_SAMPLES {
-                ideal
-            } else if nominal > a.cursor {
-                // a gap: correct inside it, without going back over written audio
-                if error.abs() > DEADBAND_SAMPLES {
-                    src.stats.drift_corrections += error.unsigned_abs();
-                    ideal.max(a.cursor)
-                } else {
-                    nominal
-                }
-            } else if error.abs() > DEADBAND_SAMPLES {
-                // contiguous: insert or drop a sample or two per packet
-                let slew = (n / 80).max(1);
-                let step = error.clamp(-slew, slew);
-                src.stats.drift_corrections += step.unsigned_abs();
-                nominal + step
-            } else {
-                nominal
-            }
-        }
-    };
-
-    // Drift estimate over the epoch.
-    let a = src.anchor.as_mut().expect("set above");
-    if arrival - a.epoch_start_arrival >= src.envelope.keep * BUCKET_NANOS {
-        match a.drift_origin {
-            None => a.drift_origin = Some((arrival, est)),
-            Some((t0, e0)) if arrival - t0 >= DRIFT_MIN_SPAN_NANOS => {
-                src.stats.drift_ppm = -((est - e0) as f64) / ((arrival - t0) as f64) * 1e6;
-            }
-            Some(_) => {}
-        }
-    }
-
-    // Write.
-    let prev_cursor = a.cursor;
-    a.cursor = pos + n;
-    a.cursor_ts8 = ts8 + n;
-    let first = pos - emitted;
-    if first + n > MAX_AHEAD_SAMPLES {
-        // a broken timestamp: refuse to buffer that far ahead
-        src.stats.decode_errors += 1;
-        return;
-    }
-    if first + n <= 0 {
-        src.late_packets += 1;
-        return;
-    }
-    let end = (first + n) as usize;
-    if src.ring.len() < end {
-        src.ring.resize(end, 0);
-    }
-    // an inserted sample repeats the last one instead of leaving a zero
-    if pos > prev_cursor && pos - prev_cursor <= DEADBAND_SAMPLES.max(2) {
-        let hold = src
-            .ring
-            .get((prev_cursor - emitted - 1).max(0) as usize)
-            .copied()
-            .unwrap_or(0);
-        for q in prev_cursor.max(emitted)..pos {
-            src.ring[(q - emitted) as usize] = hold;
-        }
-    }
-    let skip = (-first).max(0) as usize;
-    for (i, &s) in src.scratch.iter().enumerate().skip(skip) {
-        src.ring[(first + i as i64) as usize] = s;
-    }
 }
