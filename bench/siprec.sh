@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Benchmark of `callrec serve` as a SIPREC recording server: SIPp places N
+# concurrent SIPREC calls (two labelled G.711 mu-law streams each, real RTP
+# played from a capture, 20 ms packets) for a fixed time, then BYE. Prints:
+# calls completed, packets sent by SIPp vs counted by callrec, CPU seconds of
+# callrec per call minute, resident memory per active call, and the time from
+# the end of each call to its finished file (mean, from /metrics).
+#
+# Not a test: nothing here asserts a speed. Usage:
+#   bench/siprec.sh [calls=50] [seconds=20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+calls=${1:-50}
+secs=${2:-20}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# BENCH_BIN: an already built binary (skips the build).
+if [ -z "${BENCH_BIN:-}" ]; then
+  cargo build --release -q -p callrec
+fi
+bin=${BENCH_BIN:-$CARGO_TARGET_DIR/release/callrec}
+
+# A capture of two PCMU streams (label 1: a 1 kHz tone, label 2: a 440 Hz
+# tone with noise), `secs` long, to ports 6000 and 6002.
+python3 - "$work/call.pcap" "$secs" <<'PY'
+import math, random, struct, sys
+path, secs = sys.argv[1], float(sys.argv[2])
+def ulaw(s):
+    s = max(-32768, min(32767, int(s))); sign = 0x80 if s < 0 else 0
+    s = min(abs(s), 32635) + 0x84; e = 7; m = 0x4000
+    while e > 0 and not s & m: e -= 1; m >>= 1
+    return ~(sign | (e << 4) | ((s >> (e + 3)) & 0x0f)) & 0xff
+out = bytearray(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+n = int(secs * 50)
+for i in range(n):
+    for dport, ssrc, f in ((6000, 0x1111, 1000.0), (6002, 0x2222, 440.0)):
+        pay = bytes(ulaw(8000 * math.sin(2 * math.pi * f * (i * 160 + k) / 8000) + random.gauss(0, 300)) for k in range(160))
+        rtp = struct.pack('>BBHII', 0x80, 0, i & 0xffff, i * 160, ssrc) + pay
+        udp = struct.pack('>HHHH', dport + 1000, dport, 8 + len(rtp), 0) + rtp
+        ip = bytearray(struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, bytes([127,0,0,1]), bytes([127,0,0,1])))
+        c = sum(struct.unpack('>10H', ip)); c = (c & 0xffff) + (c >> 16); ip[10:12] = struct.pack('>H', ~c & 0xffff)
+        frame = bytes(12) + b'\x08\x00' + bytes(ip) + udp
+        t = i * 20000
+        out += struct.pack('<IIII', t // 1000000, t % 1000000, len(frame), len(frame)) + frame
+open(path, 'wb').write(out)
+PY
+
+cat > "$work/siprec.xml" <<EOF
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callrec siprec bench">
+  <send retrans="500"><![CDATA[
+INVITE sip:srs@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:src@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:srs@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:src@[local_ip]:[local_port]>;+sip.src
+Require: siprec
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=SRC 1 1 IN IP[local_ip_type] [local_ip]
+s=SIPREC
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=label:1
+a=sendonly
+m=audio [media_port+2] RTP/AVP 0
+a=label:2
+a=sendonly
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:src@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <nop><action><exec play_pcap_audio="$work/call.pcap"/></action></nop>
+  <pause milliseconds="$(( secs * 1000 + 300 ))"/>
+  <send retrans="500"><![CDATA[
+BYE sip:srs@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:src@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+EOF
+
+sip_port=$((25000 + RANDOM % 5000))
+http_port=$((sip_port + 1))
+CALLREC_DATA_DIR="$work/data" \
+CALLREC_SIP__UDP_LISTEN="127.0.0.1:$sip_port" \
+CALLREC_SIP__TCP_LISTEN="" \
+CALLREC_HTTP__LISTEN="127.0.0.1:$http_port" \
+CALLREC_RTP__BIND_ADDRESS=127.0.0.1 \
+CALLREC_RTP__PORT_MIN=30000 CALLREC_RTP__PORT_MAX=39999 \
+CALLREC_LOG=warn \
+  "$bin" serve &
+server_pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null && break; sleep 0.1; done
+
+ticks=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+rss0=$(rss_kib); cpu0=$(cpu)
+
+sipp -sf "$work/siprec.xml" -m "$calls" -l "$calls" -r "$calls" -rp 1000 -nostdin \
+  -i 127.0.0.1 -mp 16000 -timeout $(( secs + 60 ))s \
+  "127.0.0.1:$sip_port" >/dev/null 2>"$work/sipp.err" &
+sipp_pid=$!
+peak=0
+while kill -0 "$sipp_pid" 2>/dev/null; do
+  r=$(rss_kib); [ "$r" -gt "$peak" ] && peak=$r
+  sleep 0.5
+done
+wait "$sipp_pid" && sipp_ok=yes || sipp_ok=no
+sleep 1
+cpu1=$(cpu)
+metrics=$(curl -s "http://127.0.0.1:$http_port/metrics")
+m() { echo "$metrics" | awk -v k="$1" 'index($0, k" ") == 1 {print $2}'; }
+finished=$(m 'callrec_recordings_total{status="finished"}')
+received=$(m 'callrec_rtp_packets_total{result="received"}')
+dropped=$(m 'callrec_rtp_packets_total{result="queue_full"}')
+fin_ms=$(m 'callrec_recording_finalize_milliseconds_sum')
+sent=$(( calls * 2 * secs * 50 ))
+cpu_s=$(echo "scale=3; ($cpu1 - $cpu0) / $ticks" | bc)
+echo "calls:                       $calls x ${secs}s (sipp ok: $sipp_ok)"
+echo "recordings finished:         $finished"
+echo "rtp packets sent by sipp:    $sent"
+echo "rtp packets counted:         $received (queue drops: $dropped)"
+echo "cpu seconds per call minute: $(echo "scale=4; $cpu_s / ($calls * $secs / 60)" | bc)"
+echo "rss per active call (KiB):   $(( (peak - rss0) / calls )) (peak $peak KiB, idle $rss0 KiB)"
+echo "end-of-call to file (mean):  $(echo "scale=1; ${fin_ms:-0} / ${finished:-1}" | bc) ms"

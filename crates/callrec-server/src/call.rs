@@ -1,0 +1,748 @@
+//! One recording session, from the answer to the finished file.
+//!
+//! The call task owns the dialog's state channel, the recorder and the
+//! metadata state. Each RTP socket has a reader task that latches on the
+//! first SSRC and source address and forwards packets over a bounded queue
+//! (capacity `rtp.queue_packets` per stream; a packet that finds it full is
+//! dropped and counted, so a slow call never stalls a socket). The
+//! recording is written by this task; finalizing (flush, hash, JSON) runs
+//! on a blocking thread, and the result is published as a
+//! [`crate::RecordingFinished`]. Nothing here waits on storage.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use callrec_media::Role;
+use callrec_media::timeline::{MediaTime, PauseMode};
+use callrec_policy::{
+    CallOrigin, CallPolicy, InboundEntry, NewCall, ParticipantEvent, PhoneNumber, RecordingAction,
+};
+use callrec_siprec::Side;
+use callrec_siprec::metadata::{MetadataEvent, MetadataState};
+use callrec_siprec::roles::{ChannelMap, DecidedBy, RoleResolver};
+use callrec_siprec::sdp::{Answer, AnswerParams, SessionDescription, build_answer};
+use rsipstack::dialog::dialog::{
+    DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
+};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::headers::make_header;
+use rsipstack::sip::{Header, Request, StatusCode};
+use serde_json::json;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::PauseModeSetting;
+use crate::recording::Recorder;
+use crate::sip::header_values;
+use crate::{AppState, LiveCall, LiveStream};
+
+/// What the SIP side hands to a new call.
+pub(crate) struct CallSetup {
+    pub sip_call_id: String,
+    pub source: Option<IpAddr>,
+    pub offer: SessionDescription,
+    pub metadata: Option<callrec_siprec::metadata::Metadata>,
+    pub answer: Answer,
+    /// The RTP port of each recorded stream, in m-line order of the
+    /// recordable streams.
+    pub ports: Vec<u16>,
+    pub sockets: Vec<UdpSocket>,
+    /// The Contact header value (`<sip:...>;+sip.srs`).
+    pub contact: String,
+    pub session_id: u64,
+}
+
+struct Packet {
+    stream: usize,
+    arrival: Instant,
+    data: Bytes,
+}
+
+/// Why the recording ended, for the metadata.
+fn end_reason(r: &TerminatedReason) -> &'static str {
+    match r {
+        TerminatedReason::UacBye => "bye_from_recording_client",
+        TerminatedReason::UasBye => "bye_from_callrec",
+        TerminatedReason::UacCancel => "cancelled",
+        TerminatedReason::Timeout => "timeout",
+        _ => "terminated",
+    }
+}
+
+fn role_of(side: Side) -> Role {
+    match side {
+        Side::EndUser => Role::EndUser,
+        Side::Agent => Role::Agent,
+    }
+}
+
+/// Runs the call to its end.
+pub(crate) async fn run(
+    state: Arc<AppState>,
+    dialog: InviteDialog,
+    mut states: DialogStateReceiver,
+    setup: CallSetup,
+    shutdown: CancellationToken,
+) {
+    let call_id = uuid::Uuid::now_v7().to_string();
+    let ports = setup.ports.clone();
+    // The answer waits `answer_delay_ms`; a CANCEL meanwhile ends it here.
+    let delay = Duration::from_millis(state.config.sip.answer_delay_ms);
+    if !delay.is_zero() {
+        let deadline = tokio::time::sleep(delay);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                s = states.recv() => match s {
+                    Some(DialogState::Terminated(_, reason)) => {
+                        tracing::info!(%call_id, reason = end_reason(&reason), "recording session ended before the answer; nothing recorded");
+                        state.metrics.cancelled.inc();
+                        state.release_ports(&ports);
+                        return;
+                    }
+                    Some(_) => {}
+                    None => { state.release_ports(&ports); return; }
+                },
+            }
+        }
+    }
+    if dialog.state().is_terminated() {
+        state.metrics.cancelled.inc();
+        state.release_ports(&ports);
+        return;
+    }
+
+    let mut metadata = MetadataState::new();
+    if let Some(md) = &setup.metadata {
+        metadata.apply(md);
+    }
+    let rules = state
+        .config
+        .recording
+        .role_rules
+        .iter()
+        .map(|r| r.to_rule())
+        .collect();
+    let mut resolver = RoleResolver::new(rules);
+    let labels = setup.offer.recordable_labels();
+    let channel_map = resolver.resolve(&labels, Some(&metadata));
+    // The SBC decided to fork this call; the policy decides what happens
+    // when parties join and leave (the call keeps the settings version it
+    // started with).
+    let settings = match state.settings.current().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%call_id, error = %e, "cannot read the settings; using the defaults");
+            default_settings()
+        }
+    };
+    let (policy, _) = CallPolicy::start(
+        Arc::new(settings),
+        &NewCall {
+            origin: CallOrigin::Inbound {
+                entry: InboundEntry::PhoneOrIvr,
+            },
+            queue: None,
+            language: None,
+        },
+    );
+
+    let start = Instant::now();
+    let media_time = {
+        let origin = state.origin;
+        move |t: Instant| {
+            MediaTime::from_nanos(t.saturating_duration_since(origin).as_nanos() as u64)
+        }
+    };
+    let cfg = &state.config.recording;
+    let recorder = Recorder::create(
+        &state.config.spool_dir(),
+        &call_id,
+        cfg.format.into(),
+        match cfg.pause_mode {
+            PauseModeSetting::Skip => PauseMode::Skip,
+            PauseModeSetting::Silence => PauseMode::Silence,
+        },
+        Duration::from_millis(state.config.rtp.jitter_delay_ms),
+        Duration::from_secs(cfg.checkpoint_secs.max(1)),
+        media_time(start),
+    );
+    let mut recorder = match recorder {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(%call_id, error = %e, "cannot start the recording");
+            dialog
+                .reject(Some(StatusCode::ServerInternalError), Some(e.to_string()))
+                .ok();
+            state.metrics.failed.inc();
+            state.release_ports(&ports);
+            return;
+        }
+    };
+
+    // Streams: the recordable m-lines, in order, each with its socket.
+    let recordable = setup.offer.recordable_streams();
+    let mut stream_labels = Vec::new();
+    let mut live_streams = Vec::new();
+    for (k, &mline) in recordable.iter().enumerate() {
+        let label = &labels[k];
+        let answered = &setup.answer.streams[mline];
+        let side = channel_map.side(label).unwrap_or(Side::Agent);
+        recorder.add_stream(label, role_of(side), &answered.codecs);
+        stream_labels.push(label.clone());
+        live_streams.push(LiveStream {
+            label: label.clone(),
+            side: side.as_str(),
+            port: setup.ports[k],
+        });
+    }
+
+    // Answer.
+    let headers = vec![
+        make_header("Contact", setup.contact.clone()),
+        Header::ContentType("application/sdp".into()),
+        make_header("Require", "siprec".into()),
+        make_header("Allow", crate::sip::ALLOW.into()),
+    ];
+    if let Err(e) = dialog.accept(Some(headers), Some(setup.answer.sdp.clone().into_bytes())) {
+        tracing::info!(%call_id, error = %e, "cannot answer; the session ended");
+        state.metrics.cancelled.inc();
+        state.release_ports(&ports);
+        drop(recorder);
+        let _ = std::fs::remove_dir_all(state.config.spool_dir().join(&call_id));
+        return;
+    }
+    state.metrics.calls_total.inc();
+    state.metrics.active.fetch_add(1, Ordering::Relaxed);
+    state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    state.live.lock().expect("live lock").insert(
+        call_id.clone(),
+        LiveCall {
+            call_id: call_id.clone(),
+            sip_call_id: setup.sip_call_id.clone(),
+            source: setup.source.map(|ip| ip.to_string()),
+            started_at: time::OffsetDateTime::now_utc(),
+            streams: live_streams,
+            paused: false,
+        },
+    );
+    tracing::info!(%call_id, streams = recordable.len(), "recording started");
+
+    // Readers.
+    let readers = CancellationToken::new();
+    let (ptx, mut prx) =
+        mpsc::channel::<Packet>(state.config.rtp.queue_packets * recordable.len().max(1));
+    for (k, socket) in setup.sockets.into_iter().enumerate() {
+        tokio::spawn(read_rtp(
+            socket,
+            k,
+            ptx.clone(),
+            state.clone(),
+            readers.clone(),
+        ));
+    }
+    drop(ptx);
+
+    // Pause state from the first offer: every recorded stream inactive.
+    let mut session = Session {
+        offer: setup.offer,
+        answer: setup.answer,
+        ports: setup.ports.clone(),
+        session_id: setup.session_id,
+        version: 1,
+        contact: setup.contact,
+        known: HashMap::new(),
+        channel_map,
+        policy,
+        added_numbers: HashMap::new(),
+        policy_decisions: Vec::new(),
+        participants_left: Vec::new(),
+        stopped: false,
+        pause_reasons: Vec::new(),
+    };
+    session.remember_sides();
+    if session.all_inactive() {
+        recorder.pause(media_time(start));
+        session.pause_reasons.push("sdp_inactive");
+        state.set_paused(&call_id, true);
+    }
+
+    let inactivity = Duration::from_secs(state.config.rtp.inactivity_timeout_secs);
+    let mut last_packet = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reason: String;
+    loop {
+        tokio::select! {
+            p = prx.recv() => {
+                let Some(p) = p else { continue };
+                last_packet = p.arrival;
+                if !session.stopped && recorder.push(p.stream, media_time(p.arrival), &p.data) {
+                    state.metrics.packets_received.inc();
+                } else {
+                    state.metrics.packets_refused.inc();
+                }
+            }
+            _ = tick.tick() => {
+                // A stopped recording ends where it stopped: no more silence.
+                let now = Instant::now();
+                if !session.stopped {
+                    recorder.tick(media_time(now));
+                }
+                if recorder.is_paused() {
+                    last_packet = now;
+                }
+                if !inactivity.is_zero() && now.saturating_duration_since(last_packet) >= inactivity {
+                    tracing::info!(%call_id, secs = inactivity.as_secs(), "no RTP: ending the recording session");
+                    let _ = tokio::time::timeout(Duration::from_secs(2), dialog.bye()).await;
+                    reason = "rtp_timeout".into();
+                    break;
+                }
+            }
+            s = states.recv() => match s {
+                Some(DialogState::Updated(_, req, handle)) => {
+                    let now = media_time(Instant::now());
+                    session.update(&state, &call_id, &req, handle, &mut recorder, &mut metadata, &mut resolver, &stream_labels, now).await;
+                }
+                Some(DialogState::Options(_, _, handle)) | Some(DialogState::Info(_, _, handle)) => {
+                    handle.reply(StatusCode::OK).await.ok();
+                }
+                Some(DialogState::Message(_, _, handle)) | Some(DialogState::Refer(_, _, handle))
+                | Some(DialogState::Notify(_, _, handle)) | Some(DialogState::Publish(_, _, handle)) => {
+                    handle.reply(StatusCode::MethodNotAllowed).await.ok();
+                }
+                Some(DialogState::Terminated(_, r)) => { reason = end_reason(&r).to_owned(); break; }
+                Some(_) => {}
+                None => { reason = "dialog_gone".into(); break; }
+            },
+            _ = shutdown.cancelled() => {
+                tracing::info!(%call_id, "shutting down: ending the recording session");
+                let _ = tokio::time::timeout(Duration::from_secs(2), dialog.bye()).await;
+                reason = "shutdown".into();
+                break;
+            }
+        }
+    }
+    readers.cancel();
+    // Packets already queued still count.
+    while let Ok(p) = prx.try_recv() {
+        if !session.stopped && recorder.push(p.stream, media_time(p.arrival), &p.data) {
+            state.metrics.packets_received.inc();
+        }
+    }
+    let ended = Instant::now();
+    state.metrics.active.fetch_sub(1, Ordering::Relaxed);
+    state.live.lock().expect("live lock").remove(&call_id);
+    let extra = session.metadata_json(&setup.sip_call_id, &metadata, &reason);
+    let st = state.clone();
+    let finished = tokio::task::spawn_blocking(move || {
+        for (_, s) in recorder.stream_stats() {
+            st.metrics.packets_lost.add(s.lost);
+            st.metrics.packets_late.add(s.late);
+        }
+        recorder.finish(extra)
+    })
+    .await;
+    state.release_ports(&ports);
+    match finished {
+        Ok(Ok(done)) => {
+            state.metrics.finished.inc();
+            state
+                .metrics
+                .finalize_ms
+                .add(ended.elapsed().as_millis() as u64);
+            tracing::info!(%call_id, reason, duration_ms = %done.metadata["duration_ms"], "recording finished");
+            state.publish(done);
+        }
+        Ok(Err(e)) => {
+            state.metrics.failed.inc();
+            tracing::error!(%call_id, error = %e, "recording could not be finalized");
+        }
+        Err(e) => {
+            state.metrics.failed.inc();
+            tracing::error!(%call_id, error = %e, "recording finalizer panicked");
+        }
+    }
+    state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The call's signalling state.
+struct Session {
+    offer: SessionDescription,
+    answer: Answer,
+    ports: Vec<u16>,
+    session_id: u64,
+    version: u64,
+    contact: String,
+    channel_map: ChannelMap,
+    /// Every participant's side and what decided it, as first decided.
+    known: HashMap<String, (Side, DecidedBy)>,
+    policy: CallPolicy,
+    added_numbers: HashMap<String, PhoneNumber>,
+    policy_decisions: Vec<serde_json::Value>,
+    participants_left: Vec<(String, u64)>,
+    /// Recording stopped for good (the agent left and the policy said stop).
+    stopped: bool,
+    pause_reasons: Vec<&'static str>,
+}
+
+impl Session {
+    /// Whether every recorded stream of the current offer is inactive (or
+    /// the offerer does not send): the recording is paused.
+    fn all_inactive(&self) -> bool {
+        let rec = self.offer.recordable_streams();
+        !rec.is_empty()
+            && rec
+                .iter()
+                .all(|&i| !self.offer.effective_direction(i).offerer_sends())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn update(
+        &mut self,
+        state: &AppState,
+        call_id: &str,
+        req: &Request,
+        handle: TransactionHandle,
+        recorder: &mut Recorder,
+        metadata: &mut MetadataState,
+        resolver: &mut RoleResolver,
+        labels: &[String],
+        now: MediaTime,
+    ) {
+        let content_type = header_values(req, "Content-Type").into_iter().next();
+        let body = match content_type {
+            Some(ct) if !req.body.is_empty() => match callrec_siprec::parse_body(&ct, &req.body) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    let why = crate::sip::reason_phrase(&format!("malformed body: {e}"));
+                    handle
+                        .respond(crate::sip::status(400, &why), None, None)
+                        .await
+                        .ok();
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let mut new_offer = false;
+        if let Some(body) = body {
+            if let Some(md) = &body.metadata {
+                let events = metadata.apply(md);
+                self.channel_map = resolver.resolve(labels, Some(metadata));
+                self.remember_sides();
+                self.on_metadata_events(state, call_id, &events, recorder, metadata, now);
+            }
+            if let Some(sdp) = body.sdp {
+                if sdp.media.len() < self.offer.media.len() {
+                    handle
+                        .respond(
+                            crate::sip::status(488, "an offer may not remove m-lines"),
+                            None,
+                            None,
+                        )
+                        .await
+                        .ok();
+                    return;
+                }
+                self.offer = sdp;
+                new_offer = true;
+            }
+        }
+        // Streams keep their ports; m-lines added later are declined.
+        let recordable = self.offer.recordable_streams();
+        let mut per_mline: Vec<Option<u16>> = vec![None; self.offer.media.len()];
+        for (i, port) in per_mline.iter_mut().enumerate() {
+            if let Some(old) = self.answer.streams.get(i)
+                && old.accepted()
+                && recordable.contains(&i)
+            {
+                *port = Some(old.port);
+            }
+        }
+        if new_offer {
+            self.version += 1;
+            match build_answer(
+                &self.offer,
+                &per_mline,
+                &AnswerParams {
+                    address: sdp_address(&self.answer.sdp),
+                    session_id: self.session_id,
+                    session_version: self.version,
+                },
+            ) {
+                Ok(a) => self.answer = a,
+                Err(e) => {
+                    handle
+                        .respond(crate::sip::status(488, &e.to_string()), None, None)
+                        .await
+                        .ok();
+                    return;
+                }
+            }
+            let paused = recorder.is_paused();
+            let inactive = self.all_inactive();
+            if inactive && !paused {
+                recorder.pause(now);
+                self.pause_reasons.push("sdp_inactive");
+                state.set_paused(call_id, true);
+                tracing::info!(call_id, "recording paused (streams inactive)");
+            } else if !inactive && paused {
+                recorder.resume(now);
+                state.set_paused(call_id, false);
+                tracing::info!(call_id, "recording resumed");
+            }
+        }
+        let is_invite = req.method == rsipstack::sip::Method::Invite;
+        let (headers, body) = if is_invite || new_offer {
+            (
+                Some(vec![
+                    make_header("Contact", self.contact.clone()),
+                    Header::ContentType("application/sdp".into()),
+                ]),
+                Some(self.answer.sdp.clone().into_bytes()),
+            )
+        } else {
+            (None, None)
+        };
+        handle.respond(StatusCode::OK, headers, body).await.ok();
+    }
+
+    fn remember_sides(&mut self) {
+        for e in &self.channel_map.entries {
+            if let Some(p) = &e.participant_id {
+                self.known
+                    .entry(p.clone())
+                    .or_insert((e.side, e.decided_by));
+            }
+        }
+    }
+
+    /// Turns metadata changes into policy events (joins first: a party the
+    /// agent added is on the call before the agent leaves) and acts on the
+    /// decisions.
+    fn on_metadata_events(
+        &mut self,
+        state: &AppState,
+        call_id: &str,
+        events: &[MetadataEvent],
+        recorder: &mut Recorder,
+        metadata: &MetadataState,
+        now: MediaTime,
+    ) {
+        let mut policy_events = Vec::new();
+        for e in events {
+            if let MetadataEvent::ParticipantJoined { participant_id } = e {
+                let added = match self.known.get(participant_id) {
+                    Some((_, by)) => *by == DecidedBy::AddedParty,
+                    None => true,
+                };
+                let number = metadata
+                    .participant(participant_id)
+                    .and_then(|p| p.participant.aor.as_deref())
+                    .and_then(phone_number);
+                if added && let Some(number) = number {
+                    self.added_numbers
+                        .insert(participant_id.clone(), number.clone());
+                    policy_events.push(ParticipantEvent::ThirdPartyAdded { number });
+                }
+            }
+        }
+        for e in events {
+            if let MetadataEvent::ParticipantLeft { participant_id } = e {
+                self.participants_left
+                    .push((participant_id.clone(), now.as_nanos() / 1_000_000));
+                let event = match self.known.get(participant_id) {
+                    Some((Side::EndUser, _)) => ParticipantEvent::EndUserLeft,
+                    Some((Side::Agent, DecidedBy::AddedParty)) | None => {
+                        match self.added_numbers.get(participant_id) {
+                            Some(n) => ParticipantEvent::ThirdPartyLeft { number: n.clone() },
+                            None => continue,
+                        }
+                    }
+                    Some((Side::Agent, _)) => ParticipantEvent::AgentLeft,
+                };
+                policy_events.push(event);
+            }
+        }
+        for event in policy_events {
+            let decision = self.policy.participant(&event);
+            tracing::info!(call_id, action = ?decision.action, reason = %decision.reason, "policy decision");
+            self.policy_decisions.push(json!({
+                "at_ms": now.as_nanos() / 1_000_000,
+                "event": serde_json::to_value(&event).unwrap_or_default(),
+                "action": format!("{:?}", decision.action).to_lowercase(),
+                "reason": decision.reason,
+            }));
+            match decision.action {
+                RecordingAction::Stop if !self.stopped => {
+                    self.stopped = true;
+                    for i in 0..self.ports.len() {
+                        recorder.remove_stream(i, now);
+                    }
+                    if matches!(event, ParticipantEvent::AgentLeft) {
+                        state.metrics.stopped_agent_left.inc();
+                    }
+                }
+                RecordingAction::Pause => recorder.pause(now),
+                RecordingAction::Resume => recorder.resume(now),
+                _ => {}
+            }
+        }
+    }
+
+    fn metadata_json(
+        &self,
+        sip_call_id: &str,
+        md: &MetadataState,
+        reason: &str,
+    ) -> serde_json::Value {
+        let participants: Vec<serde_json::Value> = md
+            .participants()
+            .iter()
+            .map(|p| {
+                let entry = self
+                    .channel_map
+                    .entries
+                    .iter()
+                    .find(|c| c.participant_id.as_deref() == Some(p.participant.id.as_str()));
+                json!({
+                    "id": p.participant.id,
+                    "aor": p.participant.aor,
+                    "name": p.participant.name,
+                    "role": entry.map(|c| c.side.as_str()),
+                    "active": p.active,
+                    "left_at_ms": self.participants_left.iter().find(|(id, _)| *id == p.participant.id).map(|(_, t)| t),
+                })
+            })
+            .collect();
+        let channel_map: Vec<serde_json::Value> = self
+            .channel_map
+            .entries
+            .iter()
+            .map(|c| {
+                json!({
+                    "channel": role_of(c.side).channel_number(),
+                    "side": c.side.as_str(),
+                    "label": c.label,
+                    "participant_id": c.participant_id,
+                    "aor": c.aor,
+                    "decided_by": c.decided_by.as_str(),
+                })
+            })
+            .collect();
+        let session_ids: Vec<&str> = md.sessions().iter().map(|s| s.id.as_str()).collect();
+        json!({
+            "source": "siprec",
+            "sip_call_id": sip_call_id,
+            "siprec_session_ids": session_ids,
+            "participants": participants,
+            "channel_map": channel_map,
+            "end_reason": reason,
+            "recording_stopped": self.stopped,
+            "settings_version": self.policy.settings_version(),
+            "policy_decisions": self.policy_decisions,
+            "pause_reasons": self.pause_reasons,
+        })
+    }
+}
+
+/// The phone number in an address of record (`sip:+15550100@host`,
+/// `tel:+1-555-0100`), if its user part is one.
+fn phone_number(aor: &str) -> Option<PhoneNumber> {
+    let a = aor.trim().trim_start_matches('<').trim_end_matches('>');
+    let a = a
+        .strip_prefix("sips:")
+        .or_else(|| a.strip_prefix("sip:"))
+        .or_else(|| a.strip_prefix("tel:"))
+        .unwrap_or(a);
+    let user = a.split(['@', ';']).next()?;
+    PhoneNumber::parse(user).ok()
+}
+
+fn default_settings() -> callrec_policy::VersionedSettings {
+    callrec_policy::VersionedSettings {
+        version: callrec_policy::SettingsVersion::FIRST,
+        settings: callrec_policy::ValidSettings::default(),
+        changed_by: callrec_policy::Actor::system(),
+        changed_at: time::OffsetDateTime::now_utc(),
+        changes: Vec::new(),
+    }
+}
+
+/// The address of an earlier answer's `c=` line (kept across re-offers).
+fn sdp_address(sdp: &str) -> IpAddr {
+    sdp.lines()
+        .find_map(|l| {
+            l.strip_prefix("c=IN IP4 ")
+                .or_else(|| l.strip_prefix("c=IN IP6 "))
+        })
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// RTP reader of one stream: latches on the first sender (address and
+/// SSRC); another sender is taken only after the latched one has been
+/// silent for a second (re-anchored SBC legs). RTCP (rtcp-mux) is skipped.
+async fn read_rtp(
+    socket: UdpSocket,
+    stream: usize,
+    tx: mpsc::Sender<Packet>,
+    state: Arc<AppState>,
+    cancel: CancellationToken,
+) {
+    const RELATCH_AFTER: Duration = Duration::from_secs(1);
+    let mut buf = vec![0u8; 2048];
+    let mut latched: Option<(SocketAddr, u32, Instant)> = None;
+    loop {
+        let (n, from) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "rtp receive error");
+                    continue;
+                }
+            },
+        };
+        let arrival = Instant::now();
+        let pkt = &buf[..n];
+        if n < 12 || pkt[0] >> 6 != 2 {
+            state.metrics.packets_refused.inc();
+            continue;
+        }
+        if (192..=223).contains(&pkt[1]) {
+            continue; // RTCP
+        }
+        let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
+        match latched {
+            Some((addr, s, last)) if addr == from && s == ssrc => {
+                latched = Some((addr, s, arrival));
+                let _ = last;
+            }
+            Some((_, _, last)) if arrival.saturating_duration_since(last) < RELATCH_AFTER => {
+                state.metrics.packets_foreign.inc();
+                continue;
+            }
+            _ => latched = Some((from, ssrc, arrival)),
+        }
+        let p = Packet {
+            stream,
+            arrival,
+            data: Bytes::copy_from_slice(pkt),
+        };
+        if tx.try_send(p).is_err() {
+            if tx.is_closed() {
+                return;
+            }
+            state.metrics.packets_dropped.inc();
+        }
+    }
+}
