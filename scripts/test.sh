@@ -15,3 +15,5 @@ echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast --profile ci
 echo "== doc tests"
 cargo test --workspace --locked --doc
+echo "== fuzz targets: build and a short run each"
+FUZZ_RTP=1 fuzz/smoke.sh 10
