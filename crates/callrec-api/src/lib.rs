@@ -8,7 +8,9 @@
 //!   ([`settings`]);
 //! - `PUT /api/v1/settings/languages/{language}/messages/{message}/audio` and
 //!   `GET /api/v1/announcements/{reference}` ([`announcements`]);
-//! - `POST /api/v1/policy/evaluate` ([`policy`]).
+//! - `POST /api/v1/policy/evaluate` ([`policy`]);
+//! - `GET /api/v1/storage`, `PUT /api/v1/storage`,
+//!   `POST /api/v1/storage/test` ([`storage`], in [`router_with_storage`]).
 //!
 //! Who makes a change is read from the `X-Callrec-User` header until API
 //! tokens with roles exist; then the token's user replaces it. The header is
@@ -24,6 +26,7 @@ pub mod error;
 pub mod policy;
 pub mod recordings;
 pub mod settings;
+pub mod storage;
 
 use std::sync::Arc;
 
@@ -88,4 +91,10 @@ pub fn router(state: ApiState) -> Router {
         .merge(announcements::routes())
         .merge(policy::routes())
         .with_state(state)
+}
+
+/// [`router`] plus the storage settings endpoints ([`storage`]), which have
+/// their own state (the catalog and the live store).
+pub fn router_with_storage(state: ApiState, storage: storage::StorageState) -> Router {
+    router(state).merge(storage::router(storage))
 }

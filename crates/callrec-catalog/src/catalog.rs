@@ -193,6 +193,26 @@ pub trait Catalog: Send + Sync + 'static {
         new: &NewSettings,
     ) -> Result<SettingsVersion, CatalogError>;
 
+    // ----- storage settings -----
+
+    /// The storage settings saved last, `None` before the first save.
+    ///
+    /// Added for the storage settings API. Unlike the versioned settings,
+    /// this document holds credentials, so it is kept apart from them (the
+    /// settings history is shown to admins) and only the newest is kept.
+    async fn storage_settings(&self) -> Result<Option<StorageSettings>, CatalogError>;
+
+    /// Replaces the storage settings (the last save wins: the caller tests
+    /// the connection before saving) and appends an audit entry
+    /// (`storage_settings_change`, actor = author, target `storage`,
+    /// detail `{"summary": ..}`) in the same transaction. `summary` says
+    /// what changed and must not contain credentials.
+    async fn save_storage_settings(
+        &self,
+        new: &StorageSettings,
+        summary: &str,
+    ) -> Result<(), CatalogError>;
+
     // ----- audit -----
 
     /// Appends an entry to the audit trail. There is no way to change or

@@ -1247,6 +1247,55 @@ impl Catalog for SqlCatalog {
         })
     }
 
+    async fn storage_settings(&self) -> Result<Option<StorageSettings>, CatalogError> {
+        let Some(row) =
+            sqlx::query("SELECT document, author, saved_at FROM storage_settings WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let document: String = row.try_get("document")?;
+        Ok(Some(StorageSettings {
+            // The serde error names a position, never the content.
+            document: serde_json::from_str(&document)
+                .map_err(|e| CatalogError::corrupt("storage settings", e.to_string()))?,
+            author: row.try_get("author")?,
+            saved_at: UnixMillis(row.try_get("saved_at")?),
+        }))
+    }
+
+    async fn save_storage_settings(
+        &self,
+        new: &StorageSettings,
+        summary: &str,
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO storage_settings (id, document, author, saved_at) VALUES (1, $1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET document = excluded.document, \
+             author = excluded.author, saved_at = excluded.saved_at",
+        )
+        .bind(new.document.to_string())
+        .bind(new.author.as_str())
+        .bind(new.saved_at.0)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(
+            &mut tx,
+            &NewAuditEntry {
+                at: new.saved_at,
+                actor: new.author.clone(),
+                action: AuditAction::StorageSettingsChange,
+                target: "storage".to_owned(),
+                detail: serde_json::json!({ "summary": summary }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry, CatalogError> {
         let mut conn = self.pool.acquire().await?;
         insert_audit(&mut conn, entry).await

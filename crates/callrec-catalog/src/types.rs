@@ -304,6 +304,9 @@ text_enum!(
         SettingsChange = "settings_change",
         /// Retention deleted a recording.
         RetentionDelete = "retention_delete",
+        /// The storage settings were replaced (written by
+        /// `save_storage_settings`).
+        StorageSettingsChange = "storage_settings_change",
     }
 );
 
@@ -694,6 +697,30 @@ pub struct SettingsVersion {
     pub author: String,
     pub summary: String,
     pub created_at: UnixMillis,
+}
+
+/// The storage settings as saved (where recordings are delivered).
+///
+/// `document` is opaque to the catalog (callrec-storage's `StorageConfig`
+/// as JSON) and holds the credentials in clear, like a configuration file
+/// would: never return or log it as is.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageSettings {
+    pub document: serde_json::Value,
+    /// Who saved it; also the audit actor.
+    pub author: String,
+    pub saved_at: UnixMillis,
+}
+
+impl fmt::Debug for StorageSettings {
+    /// The document is left out: it holds credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("document", &"<hidden: holds credentials>")
+            .field("author", &self.author)
+            .field("saved_at", &self.saved_at)
+            .finish()
+    }
 }
 
 /// An audit entry to append.

@@ -1177,6 +1177,61 @@ async fn audit_is_append_only(db: &TestDb) {
     );
 }
 
+// ----------------------------------------------------- storage settings
+
+async fn storage_settings_replace_and_audit(db: &TestDb) {
+    let c = &db.catalog;
+    assert_eq!(c.storage_settings().await.unwrap(), None);
+    let first = StorageSettings {
+        document: json!({ "backend": "s3", "bucket": "a", "secret_key": "sk-one" }),
+        author: "alice".to_owned(),
+        saved_at: t(10),
+    };
+    c.save_storage_settings(&first, "backend s3, bucket a")
+        .await
+        .unwrap();
+    assert_eq!(c.storage_settings().await.unwrap(), Some(first.clone()));
+    let second = StorageSettings {
+        document: json!({ "backend": "local", "root": "/srv/rec" }),
+        author: "bob".to_owned(),
+        saved_at: t(20),
+    };
+    c.save_storage_settings(&second, "backend local")
+        .await
+        .unwrap();
+    assert_eq!(c.storage_settings().await.unwrap(), Some(second.clone()));
+    assert!(
+        !format!("{first:?}").contains("sk-one"),
+        "debug shows no credential"
+    );
+    let audit = c
+        .audit_log(&AuditQuery {
+            action: Some(AuditAction::StorageSettingsChange),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let who: Vec<_> = audit
+        .iter()
+        .map(|a| (a.actor.as_str(), a.target.as_str(), a.detail.clone()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("bob", "storage", json!({ "summary": "backend local" })),
+            (
+                "alice",
+                "storage",
+                json!({ "summary": "backend s3, bucket a" })
+            ),
+        ]
+    );
+    let reopened = db.reopen().await;
+    assert_eq!(reopened.storage_settings().await.unwrap(), Some(second));
+    reopened.close().await;
+}
+
 // ----------------------------------------------------------- migrations
 
 async fn migrations_are_idempotent(db: &TestDb) {
@@ -1233,5 +1288,6 @@ conformance!(
     settings_versions,
     concurrent_settings_saves_have_one_winner,
     audit_is_append_only,
+    storage_settings_replace_and_audit,
     migrations_are_idempotent,
 );

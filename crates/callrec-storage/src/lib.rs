@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod config;
 pub mod delivery;
+pub mod handle;
 pub mod probe;
 pub mod secret;
 pub mod spool;
@@ -17,6 +18,7 @@ pub mod store;
 
 pub use backend::{OpendalStore, open_store};
 pub use config::{ConfigError, HostKeyPolicy, StorageConfig};
+pub use handle::StoreHandle;
 pub use probe::{ConnectionReport, ConnectionTestError, ProbeStep, test_connection};
 pub use secret::Secret;
 pub use spool::{Recovered, Spool, SpoolError, SpooledRecording};

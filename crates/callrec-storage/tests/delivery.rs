@@ -178,6 +178,23 @@ impl Env {
         panic!("gave up waiting for {what}: {counts:?}");
     }
 
+    /// Waits (checking, not timing) until the worker is done with every
+    /// recording it delivered: the catalog says delivered before the spool
+    /// copy is removed and the counter counts it, so a status count alone
+    /// can be seen a moment before the worker has finished.
+    async fn wait_settled(&self, handle: Option<&DeliveryHandle>, delivered: u64) {
+        for _ in 0..3000 {
+            if self.spool_is_empty() && handle.is_none_or(|h| h.stats().delivered >= delivered) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "gave up waiting for the worker to finish: spool lists {:?}",
+            self.spool.list()
+        );
+    }
+
     fn spool_is_empty(&self) -> bool {
         std::fs::read_dir(self.spool.dir())
             .unwrap()
@@ -280,6 +297,7 @@ async fn outage_100_recordings_spooled_while_s3_is_down_then_all_delivered() {
     server.start();
     env.wait_for("100 delivered", |c| c[&RecordingStatus::Delivered] == 100)
         .await;
+    env.wait_settled(Some(&handle), 100).await;
     eprintln!(
         "outage: 100 recordings delivered {:?} after s3 came back",
         up.elapsed()
@@ -344,6 +362,7 @@ async fn outage_s3_killed_in_the_middle_of_uploads_then_restarted() {
         100 - at_kill,
         down.elapsed()
     );
+    env.wait_settled(None, 0).await;
     let _ = stop.send(());
     task.await.unwrap();
     check_all_delivered(&env, store.as_ref(), &expected).await;
@@ -468,6 +487,7 @@ async fn restart_worker_dropped_mid_delivery_and_truncated_wav_delivered_partial
     }));
     env.wait_for("all 21 delivered", |c| c[&RecordingStatus::Delivered] == 21)
         .await;
+    env.wait_settled(None, 0).await;
     let _ = stop.send(());
     task.await.unwrap();
     check_all_delivered(&env, real.as_ref(), &expected).await;
@@ -552,6 +572,7 @@ async fn wrong_credentials_keep_everything_then_deliver_once_fixed() {
     }));
     env.wait_for("delivered", |c| c[&RecordingStatus::Delivered] == 1)
         .await;
+    env.wait_settled(None, 0).await;
     let _ = stop.send(());
     task.await.unwrap();
     check_all_delivered(&env, good.as_ref(), &[(id, audio)]).await;

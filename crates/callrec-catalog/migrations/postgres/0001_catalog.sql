@@ -106,3 +106,12 @@ CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+
+-- The storage settings (one row): where recordings are delivered, with the
+-- credentials, so kept apart from the versioned settings that admins read.
+CREATE TABLE storage_settings (
+    id       BIGINT PRIMARY KEY NOT NULL CHECK (id = 1),
+    document TEXT NOT NULL,
+    author   TEXT NOT NULL,
+    saved_at BIGINT NOT NULL
+);

@@ -105,3 +105,12 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
+
+-- The storage settings (one row): where recordings are delivered, with the
+-- credentials, so kept apart from the versioned settings that admins read.
+CREATE TABLE storage_settings (
+    id       BIGINT PRIMARY KEY NOT NULL CHECK (id = 1),
+    document TEXT NOT NULL,
+    author   TEXT NOT NULL,
+    saved_at BIGINT NOT NULL
+);
