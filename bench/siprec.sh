@@ -4,7 +4,8 @@
 # played from a capture, 20 ms packets) for a fixed time, then BYE. Prints:
 # calls completed, packets sent by SIPp vs counted by callrec, CPU seconds of
 # callrec per call minute, resident memory per active call, and the time from
-# the end of each call to its finished file (mean, from /metrics).
+# the end of each call to its finished file (mean, from /metrics), and BYE to
+# delivered in the local storage (p50, p99, from the catalog; needs sqlite3).
 #
 # Not a test: nothing here asserts a speed. Usage:
 #   bench/siprec.sh [calls=50] [seconds=20]
@@ -154,3 +155,19 @@ echo "rtp packets counted:         $received (queue drops: $dropped)"
 echo "cpu seconds per call minute: $(echo "scale=4; $cpu_s / ($calls * $secs / 60)" | bc)"
 echo "rss per active call (KiB):   $(( (peak - rss0) / calls )) (peak $peak KiB, idle $rss0 KiB)"
 echo "end-of-call to file (mean):  $(echo "scale=1; ${fin_ms:-0} / ${finished:-1}" | bc) ms"
+# BYE -> delivered (local storage), from the catalog: each call's end time
+# against its recording's delivery time. Waits (bounded) for the worker.
+db="$work/data/catalog.db"
+if command -v sqlite3 >/dev/null && [ -f "$db" ]; then
+  for _ in $(seq 120); do
+    left=$(sqlite3 "$db" "select count(*) from recordings where status not in ('delivered','declined')")
+    [ "$left" = 0 ] && break; sleep 0.5
+  done
+  lat=$(sqlite3 "$db" "select r.delivered_at - c.ended_at from recordings r join calls c on c.id = r.call_id where r.status = 'delivered' order by 1")
+  n=$(echo "$lat" | grep -c . || true)
+  if [ "$n" -gt 0 ]; then
+    p50=$(echo "$lat" | sed -n "$(( (n + 1) / 2 ))p")
+    p99=$(echo "$lat" | sed -n "$(( (n * 99 + 99) / 100 ))p")
+    echo "bye to delivered (p50, p99): ${p50} ms, ${p99} ms ($n delivered, $left not yet)"
+  fi
+fi

@@ -37,7 +37,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use callrec_catalog::{CallId as CatalogCallId, RecordingId, RecordingStatus};
+use callrec_policy::StartRecording;
+
 use crate::config::PauseModeSetting;
+use crate::pipeline::{CatalogEvent, Pipeline};
 use crate::recording::Recorder;
 use crate::sip::header_values;
 use crate::{AppState, LiveCall, LiveStream};
@@ -143,7 +147,7 @@ pub(crate) async fn run(
             default_settings()
         }
     };
-    let (policy, _) = CallPolicy::start(
+    let (policy, decision) = CallPolicy::start(
         Arc::new(settings),
         &NewCall {
             origin: CallOrigin::Inbound {
@@ -153,6 +157,90 @@ pub(crate) async fn run(
             language: None,
         },
     );
+
+    let started_at = time::OffsetDateTime::now_utc();
+    let format: callrec_media::encode::Format = state.config.recording.format.into();
+    let pipeline = state.pipeline.clone();
+    if decision.recording == StartRecording::Never {
+        // Not recorded: the catalog keeps the call with the policy's reason
+        // and no audio; the recording client is told why.
+        tracing::info!(%call_id, reason = %decision.reason, "not recording: the policy says so");
+        if let Some(p) = &pipeline {
+            let rows = catalog_start(
+                p,
+                &call_id,
+                started_at,
+                &channel_map,
+                &metadata,
+                &decision,
+                format,
+                RecordingStatus::Declined,
+            );
+            if let Err(e) = tokio::time::timeout(CATALOG_WAIT, rows)
+                .await
+                .unwrap_or_else(|_| Err("the catalog did not answer in time".into()))
+            {
+                tracing::warn!(%call_id, error = %e, "cannot write the declined call to the catalog");
+            }
+        }
+        let why = crate::sip::reason_phrase(&format!("not recorded: {}", decision.reason));
+        dialog.reject(Some(StatusCode::Forbidden), Some(why)).ok();
+        state.metrics.cancelled.inc();
+        state.release_ports(&ports);
+        return;
+    }
+    // With the catalog: the call's rows and the spool entry exist before the
+    // answer (signalling time, before any media), so that a crash from here
+    // on leaves a recording that the next start repairs and delivers.
+    let mut catalog_ids: Option<(RecordingId, CatalogCallId)> = None;
+    if let Some(p) = &pipeline {
+        let rows = catalog_start(
+            p,
+            &call_id,
+            started_at,
+            &channel_map,
+            &metadata,
+            &decision,
+            format,
+            RecordingStatus::Recording,
+        );
+        let begun = match tokio::time::timeout(CATALOG_WAIT, rows)
+            .await
+            .unwrap_or_else(|_| Err("the catalog did not answer in time".into()))
+        {
+            Ok((id, call)) => {
+                let spool = p.spool.clone();
+                let stored = callrec_storage::StoredCallId::new(call_id.clone());
+                let rid = id.to_string();
+                tokio::task::spawn_blocking(move || {
+                    let stored = stored.map_err(|e| e.to_string())?;
+                    spool
+                        .begin(&stored, &rid, started_at, format)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+                .map(|_| (id, call))
+            }
+            Err(e) => Err(e),
+        };
+        match begun {
+            Ok(ids) => catalog_ids = Some(ids),
+            Err(e) => {
+                tracing::error!(%call_id, error = %e, "cannot start the recording in the catalog and spool");
+                let why = crate::sip::reason_phrase(
+                    "the recorder cannot write its catalog or spool; check the catalog database and the data directory",
+                );
+                dialog
+                    .reject(Some(StatusCode::ServiceUnavailable), Some(why))
+                    .ok();
+                state.metrics.failed.inc();
+                state.release_ports(&ports);
+                return;
+            }
+        }
+    }
 
     let start = Instant::now();
     let media_time = {
@@ -231,6 +319,7 @@ pub(crate) async fn run(
             started_at: time::OffsetDateTime::now_utc(),
             streams: live_streams,
             paused: false,
+            recording_id: catalog_ids.as_ref().map(|(id, _)| *id),
         },
     );
     tracing::info!(%call_id, streams = recordable.len(), "recording started");
@@ -338,18 +427,70 @@ pub(crate) async fn run(
         }
     }
     let ended = Instant::now();
+    // The end of the call (BYE), as the catalog keeps it.
+    let ended_at = callrec_catalog::UnixMillis::now();
     state.metrics.active.fetch_sub(1, Ordering::Relaxed);
     state.live.lock().expect("live lock").remove(&call_id);
     let extra = session.metadata_json(&setup.sip_call_id, &metadata, &reason);
+    if let (Some(p), Some((id, _))) = (&pipeline, &catalog_ids) {
+        // The media is over: waiting for room in the queue is fine here.
+        let _ = p
+            .events
+            .send(CatalogEvent::Finalizing {
+                id: *id,
+                reason: format!("call ended: {reason}"),
+            })
+            .await;
+    }
     let st = state.clone();
+    let spool = pipeline.as_ref().map(|p| p.spool.clone());
+    let stored_id = call_id.clone();
     let finished = tokio::task::spawn_blocking(move || {
         for (_, s) in recorder.stream_stats() {
             st.metrics.packets_lost.add(s.lost);
             st.metrics.packets_late.add(s.late);
         }
-        recorder.finish(extra)
+        let done = recorder.finish(extra)?;
+        let spooled = match spool {
+            // Fsyncs the audio, writes the metadata durably with the
+            // audio's sha256 and marks the entry finished.
+            Some(spool) => {
+                let id = callrec_storage::StoredCallId::new(stored_id).map_err(|e| {
+                    crate::recording::RecordingError::Io {
+                        path: done.audio_path.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?;
+                Some(spool.finish(&id, done.metadata.clone()).map_err(|e| {
+                    crate::recording::RecordingError::Io {
+                        path: done.audio_path.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?)
+            }
+            None => None,
+        };
+        Ok::<_, crate::recording::RecordingError>((done, spooled))
     })
     .await;
+    if let (Some(p), Some((id, call))) = (&pipeline, &catalog_ids) {
+        let event = match &finished {
+            Ok(Ok((done, Some(entry)))) => CatalogEvent::Spooled {
+                id: *id,
+                call: call.clone(),
+                entry: Box::new(entry.clone()),
+                pauses: pause_spans(&done.metadata),
+                ended_at,
+            },
+            _ => CatalogEvent::FinishFailed {
+                id: *id,
+                call: call.clone(),
+                ended_at,
+            },
+        };
+        let _ = p.events.send(event).await;
+    }
+    let finished = finished.map(|r| r.map(|(done, _)| done));
     state.release_ports(&ports);
     match finished {
         Ok(Ok(done)) => {
@@ -575,6 +716,11 @@ impl Session {
         for event in policy_events {
             let decision = self.policy.participant(&event);
             tracing::info!(call_id, action = ?decision.action, reason = %decision.reason, "policy decision");
+            state.catalog_decision(
+                call_id,
+                &format!("{:?}", decision.action).to_lowercase(),
+                &decision.reason,
+            );
             self.policy_decisions.push(json!({
                 "at_ms": now.as_nanos() / 1_000_000,
                 "event": serde_json::to_value(&event).unwrap_or_default(),
@@ -591,8 +737,14 @@ impl Session {
                         state.metrics.stopped_agent_left.inc();
                     }
                 }
-                RecordingAction::Pause => recorder.pause(now),
-                RecordingAction::Resume => recorder.resume(now),
+                RecordingAction::Pause => {
+                    recorder.pause(now);
+                    state.set_paused(call_id, true);
+                }
+                RecordingAction::Resume => {
+                    recorder.resume(now);
+                    state.set_paused(call_id, false);
+                }
                 _ => {}
             }
         }
@@ -745,4 +897,121 @@ async fn read_rtp(
             state.metrics.packets_dropped.inc();
         }
     }
+}
+
+/// How long a new call waits for its catalog rows before it is refused.
+const CATALOG_WAIT: Duration = Duration::from_secs(5);
+
+/// The pause spans of the finished metadata, for the catalog.
+fn pause_spans(metadata: &serde_json::Value) -> Vec<callrec_catalog::PauseSpan> {
+    metadata["pause_spans"]
+        .as_array()
+        .map(|spans| {
+            spans
+                .iter()
+                .filter_map(|p| {
+                    let start_ms = p["start_ms"].as_u64()?;
+                    let end_ms = p["end_ms"].as_u64().unwrap_or(start_ms).max(start_ms);
+                    Some(callrec_catalog::PauseSpan { start_ms, end_ms })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes a new call to the catalog: the call, its participants with their
+/// roles and channels, the policy's decision with its reason, and its
+/// recording in `status` (`recording`, or `declined` with no audio).
+#[allow(clippy::too_many_arguments)]
+async fn catalog_start(
+    p: &Pipeline,
+    call_id: &str,
+    started_at: time::OffsetDateTime,
+    channel_map: &ChannelMap,
+    metadata: &MetadataState,
+    decision: &callrec_policy::CallDecision,
+    format: callrec_media::encode::Format,
+    status: RecordingStatus,
+) -> Result<(RecordingId, CatalogCallId), String> {
+    use callrec_catalog::{
+        Channel, Direction, NewCall as CatalogNewCall, NewParticipant, NewRecording,
+        ParticipantRole, PolicyDecision, RecordingFormat, UnixMillis,
+    };
+    let s = |e: callrec_catalog::CatalogError| e.to_string();
+    let id = CatalogCallId::new(call_id).map_err(s)?;
+    let at = UnixMillis::from(started_at);
+    p.catalog
+        .create_call(&CatalogNewCall {
+            id: id.clone(),
+            direction: Direction::Inbound,
+            kind: "siprec".into(),
+            queue: None,
+            language: None,
+            started_at: at,
+            settings_version: Some(decision.settings_version.0),
+        })
+        .await
+        .map_err(s)?;
+    for entry in &channel_map.entries {
+        let (role, channel) = match (entry.side, entry.decided_by) {
+            (Side::EndUser, _) => (ParticipantRole::EndUser, Channel::Left),
+            (Side::Agent, DecidedBy::AddedParty) => (ParticipantRole::ThirdParty, Channel::Right),
+            (Side::Agent, _) => (ParticipantRole::Agent, Channel::Right),
+        };
+        let known = entry
+            .participant_id
+            .as_deref()
+            .and_then(|pid| metadata.participant(pid));
+        let number = entry
+            .aor
+            .as_deref()
+            .or_else(|| known.and_then(|k| k.participant.aor.as_deref()))
+            .and_then(phone_number)
+            .and_then(|n| callrec_catalog::PhoneNumber::new(n.as_str()).ok());
+        let name = known.and_then(|k| k.participant.name.clone());
+        p.catalog
+            .add_participant(
+                &id,
+                &NewParticipant {
+                    role,
+                    channel,
+                    number,
+                    name,
+                    joined_at: at,
+                },
+            )
+            .await
+            .map_err(s)?;
+    }
+    let word = match decision.recording {
+        StartRecording::Now => "record",
+        StartRecording::AfterConsent => "ask_permission",
+        StartRecording::Never => "do_not_record",
+    };
+    p.catalog
+        .add_decision(
+            &id,
+            &PolicyDecision {
+                at,
+                decision: word.into(),
+                reason: decision.reason.clone(),
+            },
+        )
+        .await
+        .map_err(s)?;
+    let recording = p
+        .catalog
+        .create_recording(&NewRecording {
+            call_id: id.clone(),
+            format: match format {
+                callrec_media::encode::Format::Wav => RecordingFormat::Wav,
+                _ => RecordingFormat::Mp3,
+            },
+            status,
+            reason: format!("policy: {}", decision.reason),
+            created_at: at,
+        })
+        .await
+        .map_err(s)?;
+    Ok((recording.id, id))
 }

@@ -171,6 +171,13 @@ pub struct Config {
     pub http: HttpConfig,
     /// Logs.
     pub log: LogConfig,
+    /// The catalog database.
+    pub catalog: CatalogConfig,
+    /// Where recordings are delivered (callrec-storage's settings, tagged by
+    /// `backend`); `None` is a local directory `<data_dir>/storage`.
+    pub storage: Option<callrec_storage::StorageConfig>,
+    /// The upload worker.
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for Config {
@@ -182,6 +189,58 @@ impl Default for Config {
             recording: RecordingConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
+            catalog: CatalogConfig::default(),
+            storage: None,
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+/// `[catalog]`: where calls, recordings, settings and the audit trail live.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// `sqlite://PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`;
+    /// `None` is `sqlite://<data_dir>/catalog.db`. A password in it is
+    /// printed as `***`.
+    #[serde(serialize_with = "print_catalog_url")]
+    pub url: Option<String>,
+}
+
+fn print_catalog_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => s.serialize_str(&callrec_catalog::redact_url(u)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `[delivery]`: the upload worker that takes spooled recordings to storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Uploads at the same time.
+    pub concurrency: usize,
+    /// Delete recordings from storage this many days after delivery (the
+    /// catalog keeps them as `deleted`); `None` keeps them forever.
+    pub retention_days: Option<u32>,
+    /// How often the catalog is scanned for recordings due for (another)
+    /// upload attempt.
+    pub scan_interval_secs: u64,
+    /// The first retry delay after a failed upload; it doubles per attempt
+    /// up to `backoff_max_secs`.
+    pub backoff_base_secs: u64,
+    /// The longest retry delay.
+    pub backoff_max_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            concurrency: 4,
+            retention_days: None,
+            scan_interval_secs: 5,
+            backoff_base_secs: 2,
+            backoff_max_secs: 900,
         }
     }
 }
@@ -474,6 +533,16 @@ impl Config {
                 r.port_min, r.port_max
             )));
         }
+        if let Some(storage) = &self.storage {
+            storage
+                .validate()
+                .map_err(|e| ConfigError::Value(format!("[storage]: {e}")))?;
+        }
+        if self.delivery.concurrency == 0 {
+            return Err(ConfigError::Value(
+                "delivery.concurrency must be at least 1".into(),
+            ));
+        }
         if r.queue_packets == 0 {
             return Err(ConfigError::Value(
                 "rtp.queue_packets must be at least 1".into(),
@@ -484,12 +553,34 @@ impl Config {
 
     /// The effective configuration as TOML, secrets shown as `********`.
     pub fn print(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+        let mut effective = self.clone();
+        effective.catalog.url = Some(self.catalog_url());
+        effective.storage = Some(self.storage_config());
+        toml::to_string_pretty(&effective).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
 
     /// The spool directory (`data_dir/spool`).
     pub fn spool_dir(&self) -> PathBuf {
         self.data_dir.join("spool")
+    }
+
+    /// The catalog URL in force: `catalog.url`, else the SQLite file
+    /// `<data_dir>/catalog.db`.
+    pub fn catalog_url(&self) -> String {
+        match &self.catalog.url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("catalog.db").display()),
+        }
+    }
+
+    /// The storage in force: `[storage]`, else the local directory
+    /// `<data_dir>/storage`.
+    pub fn storage_config(&self) -> callrec_storage::StorageConfig {
+        self.storage
+            .clone()
+            .unwrap_or_else(|| callrec_storage::StorageConfig::Local {
+                root: self.data_dir.join("storage"),
+            })
     }
 }
 
@@ -654,5 +745,31 @@ mod tests {
         check("192.0.2.0/24", "::ffff:192.0.2.7", true);
         check("2001:db8::/32", "2001:db8::1", true);
         check("2001:db8::/32", "10.0.0.1", false);
+    }
+
+    #[test]
+    fn catalog_storage_and_delivery_default_under_the_data_dir_and_secrets_stay_hidden() {
+        let c = Config::from_toml_and_env("data_dir = \"/var/lib/callrec\"", env(&[])).unwrap();
+        assert_eq!(c.catalog_url(), "sqlite:///var/lib/callrec/catalog.db");
+        assert_eq!(
+            c.storage_config(),
+            callrec_storage::StorageConfig::Local {
+                root: PathBuf::from("/var/lib/callrec/storage")
+            }
+        );
+        assert_eq!(c.delivery.concurrency, 4);
+        let c = Config::from_toml_and_env(
+            "[catalog]\nurl = \"postgres://rec:pg-s3cret@db/callrec\"\n[storage]\nbackend = \"s3\"\nbucket = \"rec\"\naccess_key = \"AK\"\n[delivery]\nretention_days = 30",
+            env(&[("CALLREC_STORAGE__SECRET_KEY", "s3-s3cret")]),
+        )
+        .unwrap();
+        assert_eq!(c.delivery.retention_days, Some(30));
+        assert_eq!(c.storage_config().backend(), "s3");
+        let printed = c.print();
+        assert!(!printed.contains("pg-s3cret"), "{printed}");
+        assert!(!printed.contains("s3-s3cret"), "{printed}");
+        assert!(printed.contains("bucket = \"rec\""), "{printed}");
+        let bad = Config::from_toml_and_env("[storage]\nbackend = \"s3\"", env(&[]));
+        assert!(bad.is_err());
     }
 }

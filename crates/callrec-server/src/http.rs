@@ -40,11 +40,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let spooled = std::fs::read_dir(state.config.spool_dir())
         .map(|d| d.count())
         .unwrap_or(0);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(spooled),
-    )
-        .into_response()
+    let mut text = state.metrics.render(spooled);
+    if let Some(p) = &state.pipeline {
+        text.push_str(&delivery_metrics(&state, p).await);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn calls(State(state): State<Arc<AppState>>) -> Json<Vec<LiveCall>> {
@@ -59,7 +59,12 @@ async fn calls(State(state): State<Arc<AppState>>) -> Json<Vec<LiveCall>> {
     Json(calls)
 }
 
-async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// `http.api_token`, when set, required as `Authorization: Bearer`.
+pub(crate) async fn require_token(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = &state.config.http.api_token {
         let ok = req
             .headers()
@@ -76,4 +81,46 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
         }
     }
     next.run(req).await
+}
+
+/// The catalog's recordings by status and the delivery worker's counters.
+async fn delivery_metrics(state: &AppState, p: &crate::pipeline::Pipeline) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    match p.catalog.count_by_status().await {
+        Ok(counts) => {
+            let _ = writeln!(
+                s,
+                "# HELP callrec_catalog_recordings Recordings in the catalog, by status.\n# TYPE callrec_catalog_recordings gauge"
+            );
+            for (status, n) in counts {
+                let _ = writeln!(s, "callrec_catalog_recordings{{status=\"{status}\"}} {n}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count recordings in the catalog"),
+    }
+    let d = p.delivery.stats();
+    let dropped = state
+        .catalog_events_dropped
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        s,
+        "# HELP callrec_deliveries_total Recordings delivered and verified in storage.\n# TYPE callrec_deliveries_total counter\ncallrec_deliveries_total {}",
+        d.delivered
+    );
+    let _ = writeln!(
+        s,
+        "# HELP callrec_delivery_failures_total Upload attempts that failed (each is retried with backoff).\n# TYPE callrec_delivery_failures_total counter\ncallrec_delivery_failures_total {}",
+        d.failed_attempts
+    );
+    let _ = writeln!(
+        s,
+        "# HELP callrec_delivery_notifications_dropped_total Notifications dropped by a full delivery queue (found by the next scan).\n# TYPE callrec_delivery_notifications_dropped_total counter\ncallrec_delivery_notifications_dropped_total {}",
+        d.dropped_notifications
+    );
+    let _ = writeln!(
+        s,
+        "# HELP callrec_catalog_events_dropped_total In-call catalog events dropped by a full catalog queue (kept in the metadata JSON).\n# TYPE callrec_catalog_events_dropped_total counter\ncallrec_catalog_events_dropped_total {dropped}"
+    );
+    s
 }

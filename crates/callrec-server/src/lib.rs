@@ -7,8 +7,15 @@
 //! the data directory; [`App::run`] serves on sockets the caller bound
 //! ([`Listeners`]) until the shutdown future completes, then ends every
 //! recording session and finalizes its file. Finished recordings are
-//! published as [`RecordingFinished`] events ([`App::recordings`]) for the
-//! delivery side; this crate never talks to storage.
+//! published as [`RecordingFinished`] events ([`App::recordings`]).
+//!
+//! [`App::open`] is the whole server of `callrec serve`: it adds the catalog
+//! (calls, participants, policy decisions, recordings and their statuses),
+//! the spool of callrec-storage (crash recovery at start), the delivery
+//! worker that takes spooled recordings to storage, the policy settings kept
+//! in the catalog ([`settings_store`]) and the settings, storage and
+//! recordings API. The call tasks reach the catalog through
+//! [`pipeline`]'s bounded queue and never wait on storage.
 //!
 //! Invariants: a channel's role comes from metadata or a configured rule,
 //! never from packet arrival order; the media path never waits on storage;
@@ -19,8 +26,10 @@ pub mod call;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod pipeline;
 pub mod ports;
 pub mod recording;
+pub mod settings_store;
 pub mod sip;
 
 use std::collections::HashMap;
@@ -62,6 +71,12 @@ pub enum ServerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The catalog could not be opened.
+    #[error("cannot open the catalog: {0}")]
+    Catalog(String),
+    /// The storage or the spool could not be opened.
+    #[error("cannot set up delivery: {0}")]
+    Delivery(String),
     /// The SIP stack refused a listener.
     #[error("the SIP stack cannot use {what}: {why}")]
     Sip {
@@ -169,6 +184,9 @@ pub struct LiveCall {
     pub streams: Vec<LiveStream>,
     /// Whether the recording is paused.
     pub paused: bool,
+    /// The catalog's id of the recording (with the catalog only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_id: Option<callrec_catalog::RecordingId>,
 }
 
 /// One stream of a live call.
@@ -195,6 +213,11 @@ pub(crate) struct AppState {
     /// The recording policy's settings (versioned; a call keeps the version
     /// it started with).
     pub settings: Arc<dyn callrec_policy::SettingsStore>,
+    /// The catalog, spool and delivery (`None` for an [`App::build`] app,
+    /// which only writes files into the spool directory).
+    pub pipeline: Option<Arc<pipeline::Pipeline>>,
+    /// In-call catalog events dropped because the catalog queue was full.
+    pub catalog_events_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -205,9 +228,47 @@ impl AppState {
             .release(ports, std::time::Instant::now());
     }
 
+    /// Marks the call paused or recording (live view and catalog). Never
+    /// waits: a full catalog queue drops the catalog event (counted).
     pub fn set_paused(&self, call_id: &str, paused: bool) {
+        let mut id = None;
         if let Some(c) = self.live.lock().expect("live lock").get_mut(call_id) {
+            if c.paused != paused {
+                id = c.recording_id;
+            }
             c.paused = paused;
+        }
+        if let (Some(p), Some(id)) = (&self.pipeline, id) {
+            let reason = if paused { "paused" } else { "resumed" };
+            if !p.try_event(pipeline::CatalogEvent::Paused {
+                id,
+                paused,
+                reason: reason.into(),
+            }) {
+                self.catalog_events_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records a policy decision taken during a call. Never waits (see
+    /// [`AppState::set_paused`]).
+    pub fn catalog_decision(&self, call_id: &str, decision: &str, reason: &str) {
+        let Some(p) = &self.pipeline else { return };
+        let Ok(call) = callrec_catalog::CallId::new(call_id) else {
+            return;
+        };
+        let event = pipeline::CatalogEvent::Decision {
+            call,
+            decision: callrec_catalog::PolicyDecision {
+                at: callrec_catalog::UnixMillis::now(),
+                decision: decision.into(),
+                reason: reason.into(),
+            },
+        };
+        if !p.try_event(event) {
+            self.catalog_events_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -221,6 +282,25 @@ impl AppState {
 pub struct App {
     state: Arc<AppState>,
     extra_routes: Option<axum::Router>,
+    background: Option<Background>,
+}
+
+/// The tasks that [`App::open`] prepares and [`App::run`] runs.
+struct Background {
+    worker: callrec_storage::delivery::DeliveryWorker,
+    catalog: Arc<dyn callrec_catalog::Catalog>,
+    events: tokio::sync::mpsc::Receiver<pipeline::CatalogEvent>,
+}
+
+/// What [`App::open`] opened, for the caller's routers and tests.
+#[derive(Clone)]
+pub struct Opened {
+    /// The catalog.
+    pub catalog: Arc<dyn callrec_catalog::Catalog>,
+    /// The recording store in force (switchable by the storage settings).
+    pub store: callrec_storage::StoreHandle,
+    /// The policy settings, kept in the catalog.
+    pub settings: Arc<dyn callrec_policy::SettingsStore>,
 }
 
 impl App {
@@ -261,14 +341,118 @@ impl App {
                 origin: tokio::time::Instant::now(),
                 ready: std::sync::atomic::AtomicBool::new(false),
                 settings,
+                pipeline: None,
+                catalog_events_dropped: std::sync::atomic::AtomicU64::new(0),
             }),
             extra_routes: None,
+            background: None,
         })
     }
 
+    /// The whole server as `callrec serve` runs it: opens the catalog
+    /// (migrations run), the recording store (the storage settings saved in
+    /// the catalog, else `[storage]`), the spool under the data directory;
+    /// repairs what a crash left in the spool and requeues it for delivery;
+    /// keeps the policy settings in the catalog; and serves the settings,
+    /// storage and recordings API. [`App::run`] then runs the delivery
+    /// worker beside SIP and HTTP.
+    pub async fn open(config: Config) -> Result<(App, Opened), ServerError> {
+        use callrec_storage::delivery::{DeliveryConfig, DeliveryWorker};
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let url = config.catalog_url();
+        let catalog: Arc<dyn callrec_catalog::Catalog> = Arc::new(
+            callrec_catalog::SqlCatalog::open(&url)
+                .await
+                .map_err(|e| ServerError::Catalog(e.to_string()))?,
+        );
+        let storage = match catalog.storage_settings().await {
+            Ok(Some(saved)) => match serde_json::from_value(saved.document) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the storage settings saved in the catalog are unreadable; using [storage] of the configuration");
+                    config.storage_config()
+                }
+            },
+            Ok(None) => config.storage_config(),
+            Err(e) => return Err(ServerError::Catalog(e.to_string())),
+        };
+        let backend = storage.backend().to_owned();
+        let store = callrec_storage::StoreHandle::open(storage)
+            .map_err(|e| ServerError::Delivery(e.to_string()))?;
+        let spool = callrec_storage::Spool::open(config.spool_dir())
+            .map_err(|e| ServerError::Delivery(e.to_string()))?;
+        let d = &config.delivery;
+        let worker = DeliveryWorker::new(
+            Arc::new(store.clone()),
+            catalog.clone(),
+            spool.clone(),
+            DeliveryConfig {
+                concurrency: d.concurrency.max(1),
+                scan_interval: Duration::from_secs(d.scan_interval_secs.max(1)),
+                backoff_base: Duration::from_secs(d.backoff_base_secs.max(1)),
+                backoff_max: Duration::from_secs(d.backoff_max_secs.max(1)),
+                backend_name: backend,
+                retention_days: d.retention_days,
+                ..DeliveryConfig::default()
+            },
+        );
+        let report = worker
+            .startup()
+            .await
+            .map_err(|e| ServerError::Delivery(e.to_string()))?;
+        tracing::info!(
+            repaired_partial = report.repaired_partial,
+            requeued = report.requeued,
+            waiting = report.waiting,
+            "spool recovered"
+        );
+        let settings: Arc<dyn callrec_policy::SettingsStore> =
+            Arc::new(settings_store::CatalogSettingsStore::new(catalog.clone()));
+        let (events_tx, events) = tokio::sync::mpsc::channel(pipeline::EVENT_QUEUE);
+        let mut app = Self::build_with_settings(config, settings.clone())?;
+        let state = Arc::get_mut(&mut app.state).expect("the state is not shared yet");
+        state.pipeline = Some(Arc::new(pipeline::Pipeline {
+            catalog: catalog.clone(),
+            spool,
+            events: events_tx,
+            delivery: worker.handle(),
+        }));
+        let clock: callrec_api::Clock = Arc::new(time::OffsetDateTime::now_utc);
+        let api = callrec_api::ApiState::new(
+            settings.clone(),
+            Arc::new(callrec_api::InMemoryAnnouncementStore::default()),
+            clock.clone(),
+        );
+        let router = callrec_api::router_with_storage(
+            api,
+            callrec_api::storage::StorageState::new(catalog.clone(), store.clone(), clock.clone()),
+        )
+        .merge(callrec_api::recordings::router(
+            callrec_api::recordings::RecordingsState {
+                catalog: catalog.clone(),
+                store: Arc::new(store.clone()),
+                clock,
+            },
+        ));
+        app.background = Some(Background {
+            worker,
+            catalog: catalog.clone(),
+            events,
+        });
+        let opened = Opened {
+            catalog,
+            store,
+            settings,
+        };
+        Ok((app.with_router(router), opened))
+    }
+
     /// Serves `router` (e.g. `callrec_api::router`) beside the server's own
-    /// routes on the HTTP listener. The server's `/api/v1/calls` token check
-    /// does not apply to it.
+    /// routes on the HTTP listener, behind the same `http.api_token` check
+    /// as `/api/v1/calls`.
     pub fn with_router(mut self, router: axum::Router) -> Self {
         self.extra_routes = Some(match self.extra_routes.take() {
             Some(r) => r.merge(router),
@@ -297,6 +481,17 @@ impl App {
     ) -> Result<(), ServerError> {
         let state = self.state;
         let extra_routes = self.extra_routes;
+        let worker_stop = CancellationToken::new();
+        let (delivery_task, catalog_task) = match self.background {
+            Some(bg) => {
+                let stop = worker_stop.clone();
+                let delivery = bg.worker.handle();
+                let w = tokio::spawn(bg.worker.run(async move { stop.cancelled().await }));
+                let c = tokio::spawn(pipeline::catalog_task(bg.catalog, delivery, bg.events));
+                (Some(w), Some(c))
+            }
+            None => (None, None),
+        };
         let cancel = CancellationToken::new();
         let sip_cancel = CancellationToken::new();
         let transport = TransportLayer::new(sip_cancel.child_token());
@@ -383,7 +578,12 @@ impl App {
         let http_cancel = CancellationToken::new();
         let mut router = http::router(state.clone());
         if let Some(extra) = extra_routes {
-            router = router.merge(extra);
+            // The mounted API (settings, storage, recordings) is behind the
+            // same token as the server's own `/api/` routes.
+            router = router.merge(extra.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                http::require_token,
+            )));
         }
         let hc = http_cancel.clone();
         let http_task = tokio::spawn(async move {
@@ -419,6 +619,16 @@ impl App {
         let _ = sip_loop.await;
         sip_serve.abort();
         let _ = http_task.await;
+        // What the calls told the catalog is applied; then the worker stops
+        // (uploads in progress are taken up again at the next start).
+        if let (Some(p), Some(task)) = (&state.pipeline, catalog_task) {
+            let _ = p.events.send(pipeline::CatalogEvent::Stop).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        worker_stop.cancel();
+        if let Some(task) = delivery_task {
+            let _ = task.await;
+        }
         tracing::info!("callrec stopped");
         Ok(())
     }

@@ -547,7 +547,9 @@ fn plan_capture(capture: &Path, scan: &Scan, args: &MixArgs) -> Result<CapturePl
         .clone()
         .filter_map(|s| {
             let rate = codecs.get(&s.main_payload_type()?)?.clock_rate();
-            Some(Duration::from_secs_f64(f64::from(s.frame_ticks?) / f64::from(rate)))
+            Some(Duration::from_secs_f64(
+                f64::from(s.frame_ticks?) / f64::from(rate),
+            ))
         })
         .max()
         .unwrap_or_default()

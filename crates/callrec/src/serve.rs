@@ -1,5 +1,6 @@
 //! `callrec serve`: the live recording server (SIPREC over SIP UDP and TCP,
-//! RTP, the recording pipeline, HTTP health, metrics and live calls).
+//! RTP, the recording pipeline, the catalog, delivery to storage, and the
+//! HTTP API: health, metrics, live calls, settings, storage, recordings).
 //!
 //! This file only reads the configuration, sets up logging and signals, and
 //! hands over to `callrec_server::App`.
@@ -43,7 +44,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listeners = Listeners::bind(&config)?;
-        let app = App::build(config)?;
+        let (app, _) = App::open(config).await?;
         app.run(listeners, shutdown_signal()).await?;
         Ok(())
     })

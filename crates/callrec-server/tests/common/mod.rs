@@ -33,6 +33,20 @@ impl Server {
         tweak: impl FnOnce(&mut Config),
         settings: callrec_policy::ValidSettings,
     ) -> Server {
+        Self::start_mode(tweak, Some(settings))
+    }
+
+    /// The whole server as `callrec serve` runs it ([`App::open`]): the
+    /// catalog in the data directory, the spool, delivery to the local
+    /// storage `<data_dir>/storage`, and the API.
+    pub fn start_wired(tweak: impl FnOnce(&mut Config)) -> Server {
+        Self::start_mode(tweak, None)
+    }
+
+    fn start_mode(
+        tweak: impl FnOnce(&mut Config),
+        settings: Option<callrec_policy::ValidSettings>,
+    ) -> Server {
         let data = tempfile::tempdir().unwrap();
         let mut config = Config {
             data_dir: data.path().to_owned(),
@@ -72,11 +86,16 @@ impl Server {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let store = callrec_policy::InMemorySettingsStore::new(
-                    settings,
-                    time::OffsetDateTime::now_utc(),
-                );
-                let app = App::build_with_settings(config, std::sync::Arc::new(store)).unwrap();
+                let app = match settings {
+                    Some(settings) => {
+                        let store = callrec_policy::InMemorySettingsStore::new(
+                            settings,
+                            time::OffsetDateTime::now_utc(),
+                        );
+                        App::build_with_settings(config, std::sync::Arc::new(store)).unwrap()
+                    }
+                    None => App::open(config).await.unwrap().0,
+                };
                 let mut rec = app.recordings();
                 tokio::spawn(async move {
                     while let Ok(r) = rec.recv().await {
@@ -168,6 +187,68 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A blocking HTTP/1.0 request with a JSON body: (status, body).
+pub fn http_send(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let _ = write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nX-Callrec-User: test-admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The recordings the API lists (`GET /api/v1/recordings`).
+pub fn api_recordings(addr: SocketAddr) -> Vec<serde_json::Value> {
+    let (status, body) = http_get(addr, "/api/v1/recordings");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["recordings"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls the API until `pred` holds for the listed recordings (up to
+/// `secs`: a bound for a stuck server, not a speed requirement); returns
+/// them.
+pub fn wait_for_recordings(
+    addr: SocketAddr,
+    secs: u64,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let list = api_recordings(addr);
+        if pred(&list) {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recordings never reached the expected state: {list:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Lowercase hex sha256 of a file.
+pub fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
 
 /// The value of a metric line (`name{labels} value`).
