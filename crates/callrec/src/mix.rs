@@ -97,7 +97,7 @@ pub fn run(args: MixArgs) -> Result<()> {
         let format = output_format(out, args.format)?;
         let plan = plan_capture(capture, &scan, &args)?;
         let summary = write_aside(out, format, args.mp3_quality, |enc| {
-            mix_capture(capture, &scan, &plan, enc)
+            mix_capture(capture, &plan, enc)
         })?;
         report(out, format, &summary);
         return Ok(());
@@ -582,13 +582,7 @@ fn plan_capture(capture: &Path, scan: &Scan, args: &MixArgs) -> Result<CapturePl
     })
 }
 
-fn mix_capture(
-    capture: &Path,
-    scan: &Scan,
-    plan: &CapturePlan,
-    enc: &mut dyn RecordingEncoder,
-) -> Result<()> {
-    let _ = scan;
+fn mix_capture(capture: &Path, plan: &CapturePlan, enc: &mut dyn RecordingEncoder) -> Result<()> {
     let mut timeline = Timeline::new(TimelineConfig::default(), MediaTime(0));
     let payload_types: Vec<(u8, Codec)> = plan.codecs.iter().map(|(pt, c)| (*pt, *c)).collect();
     let sources: BTreeMap<StreamKey, _> = plan
@@ -603,15 +597,7 @@ fn mix_capture(
     let mut first_rejection: Option<String> = None;
     pcap::for_each_datagram(capture, |d| {
         let p = d.payload;
-        if p.len() < 12 || p[0] >> 6 != 2 {
-            return Ok(());
-        }
-        let key = StreamKey {
-            src: d.src,
-            dst: d.dst,
-            ssrc: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
-        };
-        let Some(&source) = sources.get(&key) else {
+        let Some(&source) = pcap::stream_key(&d).and_then(|key| sources.get(&key)) else {
             return Ok(());
         };
         bar.inc(1);

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use callrec_siprec::sdp::{MediaKind, SessionDescription};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_file::DataLink;
 use pcap_file::pcap::PcapReader;
@@ -209,13 +210,8 @@ pub fn scan(path: &Path) -> Result<Scan> {
     let mut streams: BTreeMap<StreamKey, RtpStream> = BTreeMap::new();
     let mut scan = Scan::default();
     for_each_datagram(path, |d| {
-        if looks_like_rtp(d.payload) {
+        if let Some(key) = stream_key(&d) {
             let p = d.payload;
-            let key = StreamKey {
-                src: d.src,
-                dst: d.dst,
-                ssrc: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
-            };
             let seq = u16::from_be_bytes([p[2], p[3]]);
             let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
             let s = streams.entry(key.clone()).or_insert_with(|| RtpStream {
@@ -263,50 +259,43 @@ fn is_invite_2xx(text: &str) -> bool {
         })
 }
 
-/// The audio address and rtpmap of the SDP body of a SIP message, if any.
+/// The audio address and rtpmap of the SDP body of a SIP message, if any
+/// (the first audio m-line with a port), read with `callrec-siprec`'s parser.
 fn sip_sdp(text: &str) -> Option<SdpAudio> {
     let body = text
         .split_once("\r\n\r\n")
         .or_else(|| text.split_once("\n\n"))?
         .1;
-    let mut sdp = SdpAudio::default();
-    let mut session_ip: Option<IpAddr> = None;
-    let mut media_ip: Option<IpAddr> = None;
-    let mut port: Option<u16> = None;
-    let mut in_audio = false;
-    for line in body.lines().map(str::trim) {
-        if let Some(c) = line.strip_prefix("c=") {
-            let ip = c
-                .split_whitespace()
-                .nth(2)
-                .and_then(|a| a.split('/').next()?.parse().ok());
-            if in_audio {
-                media_ip = ip
-            } else if port.is_none() {
-                session_ip = ip
-            }
-        } else if let Some(m) = line.strip_prefix("m=") {
-            in_audio = m.starts_with("audio ") && port.is_none();
-            if in_audio {
-                port = m.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-            }
-        } else if let Some(map) = line.strip_prefix("a=rtpmap:")
-            && in_audio
-        {
-            let mut it = map.splitn(2, ' ');
-            let pt = it.next().and_then(|p| p.parse().ok());
-            let mut enc = it.next().unwrap_or("").split('/');
-            let name = enc.next().unwrap_or("").to_owned();
-            let rate = enc.next().and_then(|r| r.parse().ok());
-            let channels = enc.next().and_then(|c| c.parse().ok());
-            if let (Some(pt), Some(rate)) = (pt, rate) {
-                sdp.rtpmap.insert(pt, (name, rate, channels));
-            }
-        }
-    }
-    let ip = media_ip.or(session_ip)?;
-    sdp.addr = Some(SocketAddr::new(ip, port?));
-    Some(sdp)
+    let sdp = SessionDescription::parse(body.as_bytes()).ok()?;
+    let (index, media) = sdp
+        .media
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.kind == MediaKind::Audio && m.port != 0)?;
+    let ip = sdp.effective_connection(index)?.ip()?;
+    Some(SdpAudio {
+        addr: Some(SocketAddr::new(ip, media.port)),
+        rtpmap: media
+            .rtpmaps
+            .iter()
+            .map(|m| {
+                (
+                    m.payload_type,
+                    (m.encoding.clone(), m.clock_rate, m.channels),
+                )
+            })
+            .collect(),
+    })
+}
+
+/// The stream a UDP datagram belongs to, if it looks like RTP.
+pub fn stream_key(d: &Datagram<'_>) -> Option<StreamKey> {
+    let p = d.payload;
+    looks_like_rtp(p).then(|| StreamKey {
+        src: d.src,
+        dst: d.dst,
+        ssrc: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+    })
 }
 
 #[cfg(test)]
