@@ -39,17 +39,16 @@ fn sipp_capture_is_listed_and_mixed_on_the_chosen_side() {
     assert!(text.contains("236 packets"), "{text}");
 
     let out = dir.path().join("call.wav");
-    let o = callrec(&[
-        "mix",
-        "--pcap",
-        p(sipp_capture()),
-        "--end-user",
-        "10.1.3.143:5000",
-        "-o",
-        p(&out),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let pcm = ffmpeg_decode(&out);
+    let pcm = mix_ok(
+        &[
+            "mix",
+            "--pcap",
+            p(sipp_capture()),
+            "--end-user",
+            "10.1.3.143:5000",
+        ],
+        &out,
+    );
     // 236 packets of 30 ms: 7.08 s of audio.
     let frames = pcm.len() / 2;
     assert!(
@@ -206,6 +205,15 @@ fn two_leg_capture(dir: &Path, with_sip: bool, payload_type: u8) -> PathBuf {
     path
 }
 
+/// Runs `callrec` with `args` plus `-o out`, which must succeed, and decodes `out`.
+fn mix_ok(args: &[&str], out: &Path) -> Vec<i16> {
+    let mut all = args.to_vec();
+    all.extend(["-o", p(out)]);
+    let o = callrec(&all);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ffmpeg_decode(out)
+}
+
 fn levels(pcm: &[i16]) -> [(f64, f64); 2] {
     let (l, r) = (channel(pcm, 0), channel(pcm, 1));
     [
@@ -222,15 +230,15 @@ fn roles_come_from_the_sip_in_the_capture() {
     let o = callrec(&["mix", "--pcap", p(&capture), "-o", p(&out)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let pcm = ffmpeg_decode(&out);
-    let [(l500, l1500), (r500, r1500)] = levels(&pcm);
-    // Caller (500 Hz) is the end user on an inbound call: left.
+    let [(l450, l1230), (r450, r1230)] = levels(&pcm);
+    // Caller (450 Hz) is the end user on an inbound call: left.
     assert!(
-        l500 - l1500 >= 60.0,
-        "left: 500 Hz {l500:.1} dB, 1500 Hz {l1500:.1} dB"
+        l450 - l1230 >= 60.0,
+        "left: 450 Hz {l450:.1} dB, 1230 Hz {l1230:.1} dB"
     );
     assert!(
-        r1500 - r500 >= 60.0,
-        "right: 1500 Hz {r1500:.1} dB, 500 Hz {r500:.1} dB"
+        r1230 - r450 >= 60.0,
+        "right: 1230 Hz {r1230:.1} dB, 450 Hz {r450:.1} dB"
     );
 
     // The callee's first packet came 1 s after the caller's: its audio starts
@@ -244,19 +252,10 @@ fn roles_come_from_the_sip_in_the_capture() {
 
     // An outbound call: the caller is the agent, so the sides swap.
     let out2 = dir.path().join("outbound.wav");
-    let o = callrec(&[
-        "mix",
-        "--pcap",
-        p(&capture),
-        "--caller",
-        "agent",
-        "-o",
-        p(&out2),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let [(l500, l1500), (r500, r1500)] = levels(&ffmpeg_decode(&out2));
+    let pcm = mix_ok(&["mix", "--pcap", p(&capture), "--caller", "agent"], &out2);
+    let [(l450, l1230), (r450, r1230)] = levels(&pcm);
     assert!(
-        l1500 - l500 >= 60.0 && r500 - r1500 >= 60.0,
+        l1230 - l450 >= 60.0 && r450 - r1230 >= 60.0,
         "swapped on --caller agent"
     );
 }
@@ -266,42 +265,36 @@ fn streams_are_chosen_by_ssrc_or_address() {
     let dir = tempfile::tempdir().unwrap();
     let capture = two_leg_capture(dir.path(), false, 8);
     let out = dir.path().join("call.mp3");
-    let o = callrec(&[
-        "mix",
-        "--pcap",
-        p(&capture),
-        "--end-user",
-        "0x2222BBBB",
-        "--agent",
-        "10.0.0.1:4000",
-        "-o",
-        p(&out),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let [(l500, l1500), (r500, r1500)] = levels(&ffmpeg_decode(&out));
+    let pcm = mix_ok(
+        &[
+            "mix",
+            "--pcap",
+            p(&capture),
+            "--end-user",
+            "0x2222BBBB",
+            "--agent",
+            "10.0.0.1:4000",
+        ],
+        &out,
+    );
+    let [(l450, l1230), (r450, r1230)] = levels(&pcm);
     assert!(
-        l1500 - l500 >= 50.0,
-        "left is the 1500 Hz stream: {l1500:.1} vs {l500:.1}"
+        l1230 - l450 >= 50.0,
+        "left is the 1230 Hz stream: {l1230:.1} vs {l450:.1}"
     );
     assert!(
-        r500 - r1500 >= 50.0,
-        "right is the 500 Hz stream: {r500:.1} vs {r1500:.1}"
+        r450 - r1230 >= 50.0,
+        "right is the 450 Hz stream: {r450:.1} vs {r1230:.1}"
     );
 
     // Naming one side takes the only other source as the other side.
     let out2 = dir.path().join("one.wav");
-    let o = callrec(&[
-        "mix",
-        "--pcap",
-        p(&capture),
-        "--agent",
-        "0x1111aaaa",
-        "-o",
-        p(&out2),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let [(_, l1500), (r500, _)] = levels(&ffmpeg_decode(&out2));
-    assert!(l1500 > -20.0 && r500 > -20.0);
+    let pcm = mix_ok(
+        &["mix", "--pcap", p(&capture), "--agent", "0x1111aaaa"],
+        &out2,
+    );
+    let [(_, l1230), (r450, _)] = levels(&pcm);
+    assert!(l1230 > -20.0 && r450 > -20.0);
 }
 
 fn fails_with(args: &[&str], needles: &[&str], out: &Path) {
