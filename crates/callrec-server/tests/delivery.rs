@@ -168,28 +168,7 @@ fn settings_saved_through_the_api_decide_the_next_call_and_a_declined_call_is_ca
     assert_eq!(status, 200, "{body}");
 
     let dir = tempfile::tempdir().unwrap();
-    let mut body = send(
-        &invite(
-            1,
-            "To: <sip:srs@[remote_ip]:[remote_port]>",
-            "sendonly",
-            true,
-            "[branch]",
-        ),
-        true,
-    );
-    body.push_str("  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"403\"/>\n");
-    body.push_str(&send(
-        "ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0\n\
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]\n\
-From: <sip:src@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
-[last_To:]\n\
-Call-ID: [call_id]\n\
-CSeq: 1 ACK\n\
-Max-Forwards: 70\n\
-Content-Length: 0\n",
-        false,
-    ));
+    let body = invite_refused(403);
     let (ok, log) = run_sipp(dir.path(), &scenario(&body), server.sip, "u1");
     assert!(ok, "sipp failed:\n{log}");
 

@@ -829,3 +829,33 @@ pub fn best_match_near(x: &[i16], reference: &[i16], center: usize, radius: usiz
     }
     best
 }
+
+/// A SIPp scenario body: a SIPREC INVITE that the server refuses with
+/// `status`, and the ACK for that final response.
+pub fn invite_refused(status: u16) -> String {
+    let mut body = send(
+        &invite(
+            1,
+            "To: <sip:srs@[remote_ip]:[remote_port]>",
+            "sendonly",
+            true,
+            "[branch]",
+        ),
+        true,
+    );
+    body.push_str(&format!(
+        "  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"{status}\"/>\n"
+    ));
+    body.push_str(&send(
+        "ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]\n\
+From: <sip:src@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
+[last_To:]\n\
+Call-ID: [call_id]\n\
+CSeq: 1 ACK\n\
+Max-Forwards: 70\n\
+Content-Length: 0\n",
+        false,
+    ));
+    body
+}
