@@ -38,7 +38,7 @@ measure() {
 }
 
 A=$(make_leg customer "$customer_text" "$minutes"); B=$(make_leg agent "$agent_text" "$minutes")
-q=5
+q=${MP3_QUALITY:-7} # callrec's default
 read -r t_mp3 m_mp3 < <(measure "$bin" mix --end-user "$A" --agent "$B" -o "$out/callrec.mp3" --mp3-quality $q)
 read -r t_wav m_wav < <(measure "$bin" mix --end-user "$A" --agent "$B" -o "$out/callrec.wav")
 read -r t_ff m_ff < <(measure ffmpeg -nostdin -y -i "$A" -i "$B" -filter_complex amerge=inputs=2 -ar 8000 -ac 2 -c:a libmp3lame -b:a 32k "$out/ffmpeg.mp3")

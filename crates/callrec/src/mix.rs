@@ -68,8 +68,9 @@ pub struct MixArgs {
     #[arg(long, value_parser = parse_format)]
     format: Option<Format>,
 
-    /// LAME quality for MP3 (0 best and slowest .. 9 fastest).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=9))]
+    /// LAME quality for MP3 (0 .. 9; 7 and above skip LAME's noise
+    /// shaping, which measured no better for 8 kHz speech: see BENCHMARKS.md).
+    #[arg(long, default_value_t = callrec_media::encode::mp3::Mp3Settings::DEFAULT.quality, value_parser = clap::value_parser!(u8).range(0..=9))]
     mp3_quality: u8,
 }
 

@@ -25,15 +25,22 @@ const CHUNK_FRAMES: usize = 4_608;
 /// LAME's speed/quality trade-off (0 best and slowest, 9 worst and fastest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mp3Settings {
-    /// LAME's `-q`. Default 5: LAME's "good" level, its own recommended
-    /// default for speed; at 32 kbps speech the audible difference to 2 is
-    /// nil and it is about twice as fast (see BENCHMARKS.md).
+    /// LAME's `-q`. Default 7 (LAME's "fast" level: psychoacoustic model on,
+    /// noise shaping off). For 8 kHz speech at 32 kbps stereo it measured
+    /// *better* than 5, 3 and 2 (ITU-T P.862 PESQ narrowband and SNR, three
+    /// voices, `bench/mp3_quality.sh`) and it is 1.4 times as fast as 5
+    /// (BENCHMARKS.md). 8 and 9 encode the same as 7 in LAME 3.100.
     pub quality: u8,
+}
+
+impl Mp3Settings {
+    /// The default settings, usable in constants.
+    pub const DEFAULT: Mp3Settings = Mp3Settings { quality: 7 };
 }
 
 impl Default for Mp3Settings {
     fn default() -> Self {
-        Mp3Settings { quality: 5 }
+        Mp3Settings::DEFAULT
     }
 }
 
