@@ -66,6 +66,8 @@ pub struct Recorder {
     metadata_path: PathBuf,
     timeline: Timeline,
     encoder: Option<Box<dyn RecordingEncoder>>,
+    /// An MP3 recording's PCM backup (see [`Recorder::keep_pcm_backup`]).
+    backup: Option<Box<dyn RecordingEncoder>>,
     streams: Vec<Stream>,
     pcm: Vec<i16>,
     checkpoint_every: Duration,
@@ -132,6 +134,7 @@ impl Recorder {
             metadata_path,
             timeline: Timeline::new(config, start),
             encoder: Some(encoder),
+            backup: None,
             streams: Vec::new(),
             pcm: Vec::with_capacity(2048),
             checkpoint_every,
@@ -139,6 +142,30 @@ impl Recorder {
             started_at: OffsetDateTime::now_utc(),
             write_error: None,
         })
+    }
+
+    /// For an MP3 recording: also writes the audio as WAV to
+    /// [`PCM_BACKUP`](callrec_storage::spool::PCM_BACKUP) beside it,
+    /// checkpointed with it, so that a crash mid-call loses no more of the
+    /// MP3 than of a WAV (the spool re-encodes from it at the next start and
+    /// removes it once the recording is finished). Costs 32 kB/s of disk
+    /// writes per call. Nothing for a WAV recording.
+    pub fn keep_pcm_backup(&mut self) -> Result<(), RecordingError> {
+        if self.format != Format::Mp3 {
+            return Ok(());
+        }
+        let path = self
+            .audio_path
+            .with_file_name(callrec_storage::spool::PCM_BACKUP);
+        let file = File::create(&path).map_err(|source| RecordingError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        // The writer buffers itself; header sizes at every checkpoint only
+        // (the spool repairs them from the length anyway).
+        let wav = callrec_media::encode::WavWriter::with_header_interval(file, u64::MAX)?;
+        self.backup = Some(Box::new(wav));
+        Ok(())
     }
 
     /// The audio file.
@@ -208,7 +235,18 @@ impl Recorder {
             {
                 self.note_error(e);
             }
+            if let Some(b) = self.backup.as_mut()
+                && let Err(e) = b.checkpoint()
+            {
+                self.drop_backup(e);
+            }
         }
+    }
+
+    /// The backup failed (full disk): the recording goes on without it.
+    fn drop_backup(&mut self, e: EncodeError) {
+        tracing::warn!(call_id = %self.call_id, error = %e, "the PCM backup of the recording failed; a crash now would keep only the MP3 as far as it got");
+        self.backup = None;
     }
 
     fn write_pcm(&mut self) {
@@ -219,6 +257,11 @@ impl Recorder {
             && let Err(e) = enc.write(&self.pcm)
         {
             self.note_error(e);
+        }
+        if let Some(b) = self.backup.as_mut()
+            && let Err(e) = b.write(&self.pcm)
+        {
+            self.drop_backup(e);
         }
     }
 
@@ -245,6 +288,13 @@ impl Recorder {
         self.pcm.clear();
         self.timeline.finish(&mut self.pcm);
         self.write_pcm();
+        // The spool removes the backup once the entry is finished; until
+        // then a crash re-encodes from it.
+        if let Some(b) = self.backup.take()
+            && let Err(e) = b.finish()
+        {
+            tracing::warn!(call_id = %self.call_id, error = %e, "the PCM backup could not be closed");
+        }
         let summary = match self.encoder.take() {
             Some(enc) => Some(enc.finish()?),
             None => None,

@@ -5,7 +5,10 @@
 //! One folder per call, `<spool>/<call-id>/`, holding `<call-id>.<ext>` (the
 //! audio, written there by the encoder while the call runs), `<call-id>.json`
 //! (the metadata) and `spool.json` (this module's manifest: state, format,
-//! start time, and why the recording is partial if it is). Every file is
+//! start time, and why the recording is partial if it is). While an MP3
+//! recording runs, the recorder also keeps [`PCM_BACKUP`], the same audio as
+//! WAV: an MP3 cut off by a crash is re-encoded from it at the next start
+//! (the backup is removed once the entry is finished). Every file is
 //! written to a temporary name, fsynced, renamed, and the folder fsynced, so
 //! a crash leaves either the old or the new version.
 //!
@@ -26,6 +29,11 @@ use time::OffsetDateTime;
 use crate::store::{RecordingKeys, StoredCallId};
 
 const MANIFEST: &str = "spool.json";
+
+/// The file name, inside a recording's spool folder, of the PCM backup an
+/// MP3 recording keeps while its call runs (WAV, 8 kHz stereo s16le, its
+/// header brought up to date at every checkpoint). See [`Spool::recover`].
+pub const PCM_BACKUP: &str = "pcm-backup.wav";
 
 /// What went wrong in the spool. Every message names the path and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +71,17 @@ pub enum SpoolError {
     /// The metadata given is not a JSON object.
     #[error("the metadata of call {0} is not a json object: pass an object")]
     MetadataNotAnObject(String),
+    /// Re-encoding a cut-off MP3 from its PCM backup failed.
+    #[error(
+        "cannot re-encode {path} from its PCM backup: {source}; the backup is kept, check free disk space"
+    )]
+    Reencode {
+        /// The MP3 being written.
+        path: PathBuf,
+        /// The encoder's error.
+        #[source]
+        source: callrec_media::encode::EncodeError,
+    },
     /// A spool file is unreadable as what it should be.
     #[error("the spool file {path} is damaged ({why}): it is kept; inspect it by hand")]
     Damaged {
@@ -312,15 +331,27 @@ impl Spool {
             .and_then(|f| f.sync_all())
             .map_err(io_err("fsync", &audio))?;
         let (size, sha) = sha256_file(&audio)?;
-        let metadata = complete_metadata(call_id, metadata, size, &sha, None)?;
+        // A recorder that could not write everything says why in `partial`.
+        m.partial = metadata
+            .get("partial")
+            .and_then(|p| p.as_str())
+            .map(str::to_owned);
+        let metadata = complete_metadata(call_id, metadata, size, &sha, m.partial.as_deref())?;
         write_durably(&meta_path, &metadata)?;
         m.state = EntryState::Finished;
         write_durably(
             &manifest,
             &serde_json::to_vec_pretty(&m).expect("manifest serializes"),
         )?;
+        remove_pcm_backup(&entry)?;
         self.get(call_id)?
             .ok_or_else(|| SpoolError::NotSpooled(call_id.to_string()))
+    }
+
+    /// Where the recording of `call_id` keeps its PCM backup while it runs
+    /// (see [`PCM_BACKUP`]).
+    pub fn pcm_backup_path(&self, call_id: &StoredCallId) -> PathBuf {
+        self.entry_dir(call_id).join(PCM_BACKUP)
     }
 
     /// Puts a finished recording whose audio is the file `audio` (copied)
@@ -352,8 +383,11 @@ impl Spool {
 
     /// At start-up, before any new call: every entry left "recording" by a
     /// crash is made deliverable. A WAV gets its header sizes from its length
-    /// (torn last frame cut); an MP3 is kept as is (decoders skip a torn last
-    /// frame). An entry whose metadata was never written was cut off: it gets
+    /// (torn last frame cut). An MP3 cut off during its call is re-encoded
+    /// from its PCM backup (repaired the same way), so that it holds
+    /// everything up to the backup's last checkpoint with a correct Info tag;
+    /// without a backup it is kept as is (decoders skip a torn last frame).
+    /// An entry whose metadata was never written was cut off: it gets
     /// minimal metadata and is marked partial. Call once, while no call runs:
     /// a recording in progress looks exactly like one cut off.
     pub fn recover(&self) -> Result<Vec<Recovered>, SpoolError> {
@@ -372,6 +406,8 @@ impl Spool {
                 continue;
             };
             if m.state == EntryState::Finished {
+                // A crash between the manifest and the backup's removal.
+                remove_pcm_backup(&entry)?;
                 continue;
             }
             let call_id = StoredCallId::new(m.call_id.clone())?;
@@ -386,14 +422,19 @@ impl Spool {
                         .map_err(io_err("write", &audio))?;
                 }
             }
+            let cut_off = !meta_path.exists();
+            let backup = entry.join(PCM_BACKUP);
+            let mut reencoded_ms = None;
             if format == Format::Wav {
                 repair_wav(&audio)?;
+            } else if cut_off && backup.exists() {
+                reencoded_ms = Some(reencode_mp3(&backup, &audio)?);
             }
             File::open(&audio)
                 .and_then(|f| f.sync_all())
                 .map_err(io_err("fsync", &audio))?;
             let (size, sha) = sha256_file(&audio)?;
-            let partial = if meta_path.exists() {
+            let partial = if !cut_off {
                 // `finish` had fsynced the audio before writing metadata:
                 // the audio is complete, only the manifest update was lost.
                 let existing: serde_json::Value = serde_json::from_slice(
@@ -404,19 +445,20 @@ impl Spool {
                 write_durably(&meta_path, &meta)?;
                 None
             } else {
-                let reason =
-                    "the recording was cut off when callrec stopped unexpectedly".to_owned();
-                let meta = complete_metadata(
-                    &call_id,
-                    serde_json::json!({
-                        "call_id": call_id.as_str(),
-                        "format": format.extension(),
-                        "started_at": m.started_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-                    }),
-                    size,
-                    &sha,
-                    Some(&reason),
-                )?;
+                let reason = match reencoded_ms {
+                    Some(_) => "the recording was cut off when callrec stopped unexpectedly; the MP3 was re-encoded from the spooled PCM up to its last checkpoint",
+                    None => "the recording was cut off when callrec stopped unexpectedly",
+                }
+                .to_owned();
+                let mut minimal = serde_json::json!({
+                    "call_id": call_id.as_str(),
+                    "format": format.extension(),
+                    "started_at": m.started_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                });
+                if let Some(ms) = reencoded_ms {
+                    minimal["duration_ms"] = ms.into();
+                }
+                let meta = complete_metadata(&call_id, minimal, size, &sha, Some(&reason))?;
                 write_durably(&meta_path, &meta)?;
                 Some(reason)
             };
@@ -426,6 +468,7 @@ impl Spool {
                 &manifest,
                 &serde_json::to_vec_pretty(&m).expect("manifest serializes"),
             )?;
+            remove_pcm_backup(&entry)?;
             tracing::warn!(call_id = %call_id, partial = partial.is_some(), "recovered a recording cut off by a restart");
             recovered.push(Recovered {
                 call_id,
@@ -570,13 +613,98 @@ fn complete_metadata(
     };
     map.insert("sha256".into(), sha256.into());
     map.insert("size_bytes".into(), size.into());
-    if let Some(reason) = partial {
-        map.insert("partial".into(), true.into());
-        map.insert("partial_reason".into(), reason.into());
-    } else if !map.contains_key("partial") {
-        map.insert("partial".into(), false.into());
+    // `partial` is always a bool, with `partial_reason` when true: the
+    // caller may have given a reason as the value (or null for none).
+    let given = match map.remove("partial") {
+        Some(serde_json::Value::String(why)) => Some(why),
+        Some(serde_json::Value::Bool(true)) => Some(
+            map.get("partial_reason")
+                .and_then(|r| r.as_str())
+                .unwrap_or("partial")
+                .to_owned(),
+        ),
+        _ => None,
+    };
+    match partial.map(str::to_owned).or(given) {
+        Some(reason) => {
+            map.insert("partial".into(), true.into());
+            map.insert("partial_reason".into(), reason.into());
+        }
+        None => {
+            map.insert("partial".into(), false.into());
+        }
     }
     Ok(serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("json serializes"))
+}
+
+/// Removes the PCM backup of a finished entry, if there is one.
+fn remove_pcm_backup(entry: &Path) -> Result<(), SpoolError> {
+    let backup = entry.join(PCM_BACKUP);
+    match fs::remove_file(&backup) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", &backup)(e)),
+    }
+}
+
+/// Re-encodes the MP3 `audio` from the PCM backup `backup` (repaired first):
+/// written aside, fsynced and renamed over `audio`. Returns the duration in
+/// milliseconds.
+fn reencode_mp3(backup: &Path, audio: &Path) -> Result<u64, SpoolError> {
+    use callrec_media::encode::RecordingEncoder;
+    use callrec_media::encode::mp3::{Mp3Settings, Mp3Writer};
+    use io::{BufWriter, Read, Seek};
+
+    repair_wav(backup)?;
+    let encode_err = |source| SpoolError::Reencode {
+        path: audio.to_owned(),
+        source,
+    };
+    let mut src = File::open(backup).map_err(io_err("read", backup))?;
+    src.seek(io::SeekFrom::Start(wav::HEADER_LEN))
+        .map_err(io_err("read", backup))?;
+    let tmp = audio.with_extension("mp3.tmp");
+    let out = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    let mut enc = Mp3Writer::new(
+        BufWriter::with_capacity(64 * 1024, out),
+        Mp3Settings::default(),
+    )
+    .map_err(encode_err)?;
+    // 0.5 s of stereo per read; `repair_wav` left whole frames only.
+    let mut bytes = vec![0u8; 16_000];
+    let mut samples = Vec::with_capacity(bytes.len() / 2);
+    loop {
+        let mut n = 0;
+        while n < bytes.len() {
+            match src.read(&mut bytes[n..]).map_err(io_err("read", backup))? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        let whole = n - n % 4;
+        if whole == 0 {
+            break;
+        }
+        samples.clear();
+        samples.extend(
+            bytes[..whole]
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]])),
+        );
+        enc.write(&samples).map_err(encode_err)?;
+        if n < bytes.len() {
+            break;
+        }
+    }
+    let (out, summary) = enc.into_inner().map_err(encode_err)?;
+    let out = out
+        .into_inner()
+        .map_err(|e| io_err("write", &tmp)(e.into_error()))?;
+    out.sync_all().map_err(io_err("fsync", &tmp))?;
+    drop(out);
+    fs::rename(&tmp, audio).map_err(io_err("rename into place", audio))?;
+    sync_dir(audio.parent().unwrap_or(Path::new(".")))?;
+    Ok(summary.duration_ms())
 }
 
 /// Repairs a WAV cut off by a crash (sizes from the length, torn frame cut).
@@ -658,5 +786,105 @@ mod tests {
         assert_eq!(whole_meta["size_bytes"], 6);
         // Recovering again changes nothing.
         assert!(spool.recover().unwrap().is_empty());
+    }
+
+    /// Decodes with ffmpeg (not our decoder) to interleaved 8 kHz stereo.
+    fn ffmpeg_decode(path: &Path) -> Vec<i16> {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args(["-f", "s16le", "-ac", "2", "-ar", "8000", "-"])
+            .output()
+            .expect("ffmpeg must be installed (scripts/install-test-deps.sh)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect()
+    }
+
+    fn rms(x: impl Iterator<Item = i16>) -> f64 {
+        let (sum, n) = x.fold((0f64, 0usize), |(s, n), v| {
+            (s + f64::from(v).powi(2), n + 1)
+        });
+        (sum / n.max(1) as f64).sqrt()
+    }
+
+    #[test]
+    fn a_cut_off_mp3_is_reencoded_from_its_pcm_backup() {
+        use callrec_media::encode::{RecordingEncoder, WavWriter};
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let id = StoredCallId::new("cut-mp3").unwrap();
+        let audio = spool.begin(&id, "r1", t(), Format::Mp3).unwrap();
+        // The MP3 as a crash left it: a few torn bytes.
+        std::fs::write(&audio, [0xff, 0xe2, 0x00]).unwrap();
+        // The backup: 2.5 s of a 1 kHz tone on the left, silence on the
+        // right, its header never updated and its last frame torn.
+        let backup = spool.pcm_backup_path(&id);
+        let mut w =
+            WavWriter::with_header_interval(File::create(&backup).unwrap(), u64::MAX).unwrap();
+        let pcm: Vec<i16> = (0..20_000)
+            .flat_map(|i| {
+                let l = (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 8000.0).sin())
+                    as i16;
+                [l, 0]
+            })
+            .collect();
+        w.write(&pcm).unwrap();
+        w.checkpoint().unwrap();
+        drop(w);
+        let mut f = OpenOptions::new().write(true).open(&backup).unwrap();
+        f.write_all(&wav::header(0)).unwrap();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len + 3).unwrap(); // a torn frame
+        drop(f);
+
+        let rec = spool.recover().unwrap();
+        assert_eq!(rec.len(), 1);
+        let why = rec[0].partial.as_deref().expect("marked partial");
+        assert!(why.contains("re-encoded from the spooled PCM"), "{why}");
+        assert!(!backup.exists(), "the backup is removed once recovered");
+        let listed = spool.get(&id).unwrap().unwrap();
+        assert_eq!(listed.duration_ms, 2500);
+        // Measured by ffmpeg: 2.5 s, the tone on the left only.
+        let decoded = ffmpeg_decode(&audio);
+        assert_eq!(
+            decoded.len(),
+            pcm.len(),
+            "decoded length equals the backup's"
+        );
+        let left = rms(decoded.iter().step_by(2).copied().skip(2000));
+        let right = rms(decoded.iter().skip(1).step_by(2).copied().skip(2000));
+        assert!(left > 4000.0, "left rms {left}");
+        assert!(right < left / 1000.0, "right rms {right} vs left {left}");
+    }
+
+    #[test]
+    fn a_finished_entry_loses_its_backup_and_a_complete_mp3_is_not_reencoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let id = StoredCallId::new("done").unwrap();
+        let audio = spool.begin(&id, "r1", t(), Format::Mp3).unwrap();
+        std::fs::write(&audio, b"complete mp3").unwrap();
+        std::fs::write(spool.pcm_backup_path(&id), b"RIFF").unwrap();
+        spool.finish(&id, serde_json::json!({})).unwrap();
+        assert!(!spool.pcm_backup_path(&id).exists());
+        // Died after the metadata, before the manifest: complete, kept as is.
+        let id2 = StoredCallId::new("meta-written").unwrap();
+        let audio2 = spool.begin(&id2, "r2", t(), Format::Mp3).unwrap();
+        std::fs::write(&audio2, b"complete mp3 too").unwrap();
+        std::fs::write(audio2.with_extension("json"), b"{}").unwrap();
+        std::fs::write(spool.pcm_backup_path(&id2), b"RIFF").unwrap();
+        let rec = spool.recover().unwrap();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].partial, None);
+        assert_eq!(std::fs::read(&audio2).unwrap(), b"complete mp3 too");
+        assert!(!spool.pcm_backup_path(&id2).exists());
+        assert_eq!(std::fs::read(&audio).unwrap(), b"complete mp3");
     }
 }

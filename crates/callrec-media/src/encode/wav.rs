@@ -14,6 +14,10 @@ use crate::{CHANNELS, SAMPLE_RATE};
 
 /// Size of the header this writer produces; audio starts here.
 pub const HEADER_LEN: u64 = 44;
+
+/// Bytes of audio a [`WavWriter`] gathers before writing them to its sink
+/// (half a second of 8 kHz stereo).
+const BUFFER_BYTES: usize = 16 * 1024;
 const BYTES_PER_FRAME: u64 = 2 * CHANNELS as u64;
 /// The largest data size a RIFF header can state (about 37 hours at 8 kHz stereo).
 const MAX_DATA_LEN: u64 = (u32::MAX as u64 - 36) / BYTES_PER_FRAME * BYTES_PER_FRAME;
@@ -42,7 +46,7 @@ impl<W: Write + Seek> WavWriter<W> {
         sink.write_all(&header(0))?;
         Ok(WavWriter {
             sink,
-            buffer: Vec::with_capacity(64 * 1024),
+            buffer: Vec::new(),
             frames: 0,
             frames_at_last_header: 0,
             header_interval: frames.max(1),
@@ -91,13 +95,18 @@ impl<W: Write + Seek> WavWriter<W> {
 impl<W: Write + Seek + Send> RecordingEncoder for WavWriter<W> {
     fn write(&mut self, interleaved: &[i16]) -> Result<(), EncodeError> {
         check_interleaved(interleaved)?;
+        // Written out before it would outgrow BUFFER_BYTES, so the buffer of
+        // a live call stays at that (it is per call in the server).
+        if self.buffer.len() + 2 * interleaved.len() > BUFFER_BYTES {
+            self.drain_buffer()?;
+        }
+        if self.buffer.capacity() == 0 {
+            self.buffer.reserve_exact(BUFFER_BYTES);
+        }
         for sample in interleaved {
             self.buffer.extend_from_slice(&sample.to_le_bytes());
         }
         self.frames += (interleaved.len() / 2) as u64;
-        if self.buffer.len() >= 64 * 1024 {
-            self.drain_buffer()?;
-        }
         if self.frames - self.frames_at_last_header >= self.header_interval {
             self.update_header()?;
         }
