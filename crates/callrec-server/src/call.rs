@@ -147,6 +147,24 @@ pub(crate) async fn run(
             default_settings()
         }
     };
+    // The node's configuration overrides the settings' file format and
+    // pause mode when it sets them.
+    let cfg = &state.config.recording;
+    let format = match cfg.format {
+        Some(f) => f.into(),
+        None => match settings.settings.format {
+            callrec_policy::RecordingFormat::Mp3 => callrec_media::encode::Format::Mp3,
+            callrec_policy::RecordingFormat::Wav => callrec_media::encode::Format::Wav,
+        },
+    };
+    let pause_mode = match cfg.pause_mode {
+        Some(PauseModeSetting::Skip) => PauseMode::Skip,
+        Some(PauseModeSetting::Silence) => PauseMode::Silence,
+        None => match settings.settings.pause_mode {
+            callrec_policy::PauseMode::Skip => PauseMode::Skip,
+            callrec_policy::PauseMode::Silence => PauseMode::Silence,
+        },
+    };
     let (policy, decision) = CallPolicy::start(
         Arc::new(settings),
         &NewCall {
@@ -159,7 +177,6 @@ pub(crate) async fn run(
     );
 
     let started_at = time::OffsetDateTime::now_utc();
-    let format: callrec_media::encode::Format = state.config.recording.format.into();
     let pipeline = state.pipeline.clone();
     if decision.recording == StartRecording::Never {
         // Not recorded: the catalog keeps the call with the policy's reason
@@ -249,19 +266,21 @@ pub(crate) async fn run(
             MediaTime::from_nanos(t.saturating_duration_since(origin).as_nanos() as u64)
         }
     };
-    let cfg = &state.config.recording;
     let recorder = Recorder::create(
         &state.config.spool_dir(),
         &call_id,
-        cfg.format.into(),
-        match cfg.pause_mode {
-            PauseModeSetting::Skip => PauseMode::Skip,
-            PauseModeSetting::Silence => PauseMode::Silence,
-        },
+        format,
+        pause_mode,
         Duration::from_millis(state.config.rtp.jitter_delay_ms),
         Duration::from_secs(cfg.checkpoint_secs.max(1)),
         media_time(start),
     );
+    let recorder = recorder.and_then(|mut r| {
+        if cfg.pcm_backup {
+            r.keep_pcm_backup()?;
+        }
+        Ok(r)
+    });
     let mut recorder = match recorder {
         Ok(r) => r,
         Err(e) => {
@@ -689,6 +708,17 @@ impl Session {
                     .participant(participant_id)
                     .and_then(|p| p.participant.aor.as_deref())
                     .and_then(phone_number);
+                let p = metadata.participant(participant_id);
+                state.catalog_participant_joined(
+                    call_id,
+                    participant_id,
+                    match self.known.get(participant_id) {
+                        Some((side, _)) => catalog_role(*side, added),
+                        None => callrec_catalog::ParticipantRole::ThirdParty,
+                    },
+                    p.and_then(|p| p.participant.aor.as_deref()),
+                    p.and_then(|p| p.participant.name.as_deref()),
+                );
                 if added && let Some(number) = number {
                     self.added_numbers
                         .insert(participant_id.clone(), number.clone());
@@ -700,6 +730,7 @@ impl Session {
             if let MetadataEvent::ParticipantLeft { participant_id } = e {
                 self.participants_left
                     .push((participant_id.clone(), now.as_nanos() / 1_000_000));
+                state.catalog_participant_left(call_id, participant_id);
                 let event = match self.known.get(participant_id) {
                     Some((Side::EndUser, _)) => ParticipantEvent::EndUserLeft,
                     Some((Side::Agent, DecidedBy::AddedParty)) | None => {
@@ -808,6 +839,16 @@ impl Session {
 
 /// The phone number in an address of record (`sip:+15550100@host`,
 /// `tel:+1-555-0100`), if its user part is one.
+/// The catalog role of a participant on `side`; `added`: a party the agent
+/// added (on the agent's channel).
+fn catalog_role(side: Side, added: bool) -> callrec_catalog::ParticipantRole {
+    match (side, added) {
+        (Side::EndUser, _) => callrec_catalog::ParticipantRole::EndUser,
+        (Side::Agent, true) => callrec_catalog::ParticipantRole::ThirdParty,
+        (Side::Agent, false) => callrec_catalog::ParticipantRole::Agent,
+    }
+}
+
 fn phone_number(aor: &str) -> Option<PhoneNumber> {
     let a = aor.trim().trim_start_matches('<').trim_end_matches('>');
     let a = a
@@ -952,6 +993,7 @@ async fn catalog_start(
         })
         .await
         .map_err(s)?;
+    let mut participant_ids = Vec::new();
     for entry in &channel_map.entries {
         let (role, channel) = match (entry.side, entry.decided_by) {
             (Side::EndUser, _) => (ParticipantRole::EndUser, Channel::Left),
@@ -969,7 +1011,8 @@ async fn catalog_start(
             .and_then(phone_number)
             .and_then(|n| callrec_catalog::PhoneNumber::new(n.as_str()).ok());
         let name = known.and_then(|k| k.participant.name.clone());
-        p.catalog
+        let added = p
+            .catalog
             .add_participant(
                 &id,
                 &NewParticipant {
@@ -982,6 +1025,9 @@ async fn catalog_start(
             )
             .await
             .map_err(s)?;
+        if let Some(key) = &entry.participant_id {
+            participant_ids.push((key.clone(), added.id));
+        }
     }
     let word = match decision.recording {
         StartRecording::Now => "record",
@@ -1013,5 +1059,12 @@ async fn catalog_start(
         })
         .await
         .map_err(s)?;
+    if status == RecordingStatus::Recording {
+        // So that their leaving is recorded against these rows.
+        p.try_event(CatalogEvent::ParticipantsKnown {
+            call: id.clone(),
+            ids: participant_ids,
+        });
+    }
     Ok((recording.id, id))
 }

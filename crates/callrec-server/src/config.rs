@@ -408,13 +408,21 @@ impl RoleRuleConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordingConfig {
-    /// `mp3` or `wav`.
-    pub format: FormatSetting,
-    /// `skip` or `silence`.
-    pub pause_mode: PauseModeSetting,
+    /// `mp3` or `wav` for every call on this node. Unset (the default),
+    /// the recording settings decide (`format`, MP3 by default).
+    pub format: Option<FormatSetting>,
+    /// `skip` or `silence` for every call on this node. Unset (the
+    /// default), the recording settings decide (`pause_mode`, silence by
+    /// default).
+    pub pause_mode: Option<PauseModeSetting>,
     /// How often the file is made readable up to now (WAV header, MP3
     /// frames), in seconds.
     pub checkpoint_secs: u64,
+    /// MP3 only: also keep the audio as WAV in the spool while the call
+    /// runs, so that an MP3 cut off by a crash is re-encoded whole up to the
+    /// last checkpoint (32 kB/s of disk writes per call; removed when the
+    /// recording is finished).
+    pub pcm_backup: bool,
     /// Rules deciding roles when the metadata does not, tried in order;
     /// label order (end user first) is always the last resort.
     pub role_rules: Vec<RoleRuleConfig>,
@@ -423,9 +431,10 @@ pub struct RecordingConfig {
 impl Default for RecordingConfig {
     fn default() -> Self {
         RecordingConfig {
-            format: FormatSetting::Mp3,
-            pause_mode: PauseModeSetting::Skip,
+            format: None,
+            pause_mode: None,
             checkpoint_secs: 5,
+            pcm_backup: true,
             role_rules: Vec::new(),
         }
     }
@@ -676,7 +685,11 @@ mod tests {
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (40000, 49999));
         assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.data_dir, PathBuf::from("./callrec-data"));
-        assert_eq!(c.recording.format, FormatSetting::Mp3);
+        assert_eq!(c.recording.format, None, "the recording settings decide");
+        assert_eq!(
+            c.recording.pause_mode, None,
+            "the recording settings decide"
+        );
         assert!(c.sip.is_allowed("192.0.2.1".parse().unwrap()));
     }
 
@@ -704,7 +717,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (20000, 20200));
-        assert_eq!(c.recording.format, FormatSetting::Wav);
+        assert_eq!(c.recording.format, Some(FormatSetting::Wav));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert!(c.sip.is_allowed("10.1.2.3".parse().unwrap()));
         assert!(!c.sip.is_allowed("127.0.0.1".parse().unwrap()));

@@ -113,6 +113,28 @@ async fn delivery_metrics(state: &AppState, p: &crate::pipeline::Pipeline) -> St
         "# HELP callrec_delivery_failures_total Upload attempts that failed (each is retried with backoff).\n# TYPE callrec_delivery_failures_total counter\ncallrec_delivery_failures_total {}",
         d.failed_attempts
     );
+    // Prometheus histogram: cumulative buckets in seconds.
+    let _ = writeln!(
+        s,
+        "# HELP callrec_upload_duration_seconds Time to upload a recording and its metadata and verify them in storage (successful uploads).\n# TYPE callrec_upload_duration_seconds histogram"
+    );
+    let mut cumulative = 0;
+    for (k, n) in d.upload_buckets.iter().enumerate() {
+        cumulative += n;
+        let le = callrec_storage::delivery::UPLOAD_BUCKETS_MS
+            .get(k)
+            .map(|ms| format!("{}", *ms as f64 / 1000.0))
+            .unwrap_or_else(|| "+Inf".into());
+        let _ = writeln!(
+            s,
+            "callrec_upload_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "callrec_upload_duration_seconds_sum {}\ncallrec_upload_duration_seconds_count {cumulative}",
+        d.upload_ms_sum as f64 / 1000.0
+    );
     let _ = writeln!(
         s,
         "# HELP callrec_delivery_notifications_dropped_total Notifications dropped by a full delivery queue (found by the next scan).\n# TYPE callrec_delivery_notifications_dropped_total counter\ncallrec_delivery_notifications_dropped_total {}",

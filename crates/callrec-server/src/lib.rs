@@ -254,7 +254,6 @@ impl AppState {
     /// Records a policy decision taken during a call. Never waits (see
     /// [`AppState::set_paused`]).
     pub fn catalog_decision(&self, call_id: &str, decision: &str, reason: &str) {
-        let Some(p) = &self.pipeline else { return };
         let Ok(call) = callrec_catalog::CallId::new(call_id) else {
             return;
         };
@@ -266,6 +265,57 @@ impl AppState {
                 reason: reason.into(),
             },
         };
+        self.catalog_event(event);
+    }
+
+    /// Tells the catalog a participant joined the call (or was on it at
+    /// its start): `key` is its SIPREC participant id, `aor` its address,
+    /// whose user part is stored as its number.
+    pub fn catalog_participant_joined(
+        &self,
+        call_id: &str,
+        key: &str,
+        role: callrec_catalog::ParticipantRole,
+        aor: Option<&str>,
+        name: Option<&str>,
+    ) {
+        let Ok(call) = callrec_catalog::CallId::new(call_id) else {
+            return;
+        };
+        let channel = match role {
+            callrec_catalog::ParticipantRole::EndUser => callrec_catalog::Channel::Left,
+            _ => callrec_catalog::Channel::Right,
+        };
+        let participant = callrec_catalog::NewParticipant {
+            role,
+            channel,
+            number: aor
+                .and_then(aor_user)
+                .and_then(|u| callrec_catalog::PhoneNumber::new(u).ok()),
+            name: name.map(str::to_owned),
+            joined_at: callrec_catalog::UnixMillis::now(),
+        };
+        self.catalog_event(pipeline::CatalogEvent::ParticipantJoined {
+            call,
+            key: key.to_owned(),
+            participant,
+        });
+    }
+
+    /// Tells the catalog a participant left the call.
+    pub fn catalog_participant_left(&self, call_id: &str, key: &str) {
+        let Ok(call) = callrec_catalog::CallId::new(call_id) else {
+            return;
+        };
+        self.catalog_event(pipeline::CatalogEvent::ParticipantLeft {
+            call,
+            key: key.to_owned(),
+            at: callrec_catalog::UnixMillis::now(),
+        });
+    }
+
+    fn catalog_event(&self, event: pipeline::CatalogEvent) {
+        let Some(p) = &self.pipeline else { return };
         if !p.try_event(event) {
             self.catalog_events_dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -632,4 +682,15 @@ impl App {
         tracing::info!("callrec stopped");
         Ok(())
     }
+}
+
+/// The user part of a SIP or tel address (`sip:1001@host;x` → `1001`).
+fn aor_user(aor: &str) -> Option<&str> {
+    let a = aor.trim().trim_start_matches('<').trim_end_matches('>');
+    let a = a
+        .strip_prefix("sips:")
+        .or_else(|| a.strip_prefix("sip:"))
+        .or_else(|| a.strip_prefix("tel:"))
+        .unwrap_or(a);
+    a.split(['@', ';']).next().filter(|u| !u.is_empty())
 }

@@ -17,8 +17,10 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use callrec_catalog::{
-    Catalog, PauseSpan, PolicyDecision, RecordingId, RecordingStatus, UnixMillis,
+    Catalog, NewParticipant, PauseSpan, PolicyDecision, RecordingId, RecordingStatus, UnixMillis,
 };
 use callrec_storage::SpooledRecording;
 use callrec_storage::delivery::{DeliveryHandle, mark_spooled};
@@ -40,6 +42,25 @@ pub(crate) enum CatalogEvent {
     Decision {
         call: callrec_catalog::CallId,
         decision: PolicyDecision,
+    },
+    /// A participant joined (or was on the call at its start). `key` is
+    /// the SIPREC metadata's participant id, to find it again when it leaves.
+    ParticipantJoined {
+        call: callrec_catalog::CallId,
+        key: String,
+        participant: NewParticipant,
+    },
+    /// The catalog ids of the participants written with the call's rows,
+    /// by SIPREC participant id.
+    ParticipantsKnown {
+        call: callrec_catalog::CallId,
+        ids: Vec<(String, i64)>,
+    },
+    /// A participant left.
+    ParticipantLeft {
+        call: callrec_catalog::CallId,
+        key: String,
+        at: UnixMillis,
     },
     /// The call ended: the file is being finalized.
     Finalizing { id: RecordingId, reason: String },
@@ -94,9 +115,38 @@ pub(crate) async fn catalog_task(
     mut rx: mpsc::Receiver<CatalogEvent>,
 ) {
     use RecordingStatus::*;
+    // The catalog ids of the participants of live calls, by (call, key).
+    let mut participants: HashMap<(String, String), i64> = HashMap::new();
     while let Some(event) = rx.recv().await {
         let now = UnixMillis::now();
         let result = match event {
+            CatalogEvent::ParticipantJoined {
+                call,
+                key,
+                participant,
+            } => match catalog.add_participant(&call, &participant).await {
+                Ok(p) => {
+                    participants.insert((call.as_str().to_owned(), key), p.id);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            CatalogEvent::ParticipantsKnown { call, ids } => {
+                for (key, id) in ids {
+                    participants.insert((call.as_str().to_owned(), key), id);
+                }
+                Ok(())
+            }
+            CatalogEvent::ParticipantLeft { call, key, at } => {
+                match participants.get(&(call.as_str().to_owned(), key)) {
+                    Some(&id) => catalog
+                        .participant_left(id, at)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    // Joined before a restart, or its join was dropped.
+                    None => Ok(()),
+                }
+            }
             CatalogEvent::Stop => break,
             CatalogEvent::Paused { id, paused, reason } => {
                 let to = if paused { Paused } else { Recording };
@@ -122,6 +172,7 @@ pub(crate) async fn catalog_task(
                 pauses,
                 ended_at,
             } => {
+                participants.retain(|(c, _), _| c != call.as_str());
                 let mut result = Ok(());
                 for p in pauses {
                     if let Err(e) = catalog.add_pause(id, p).await {
@@ -140,6 +191,7 @@ pub(crate) async fn catalog_task(
                 }
             }
             CatalogEvent::FinishFailed { id, call, ended_at } => {
+                participants.retain(|(c, _), _| c != call.as_str());
                 let _ = catalog.end_call(&call, ended_at).await;
                 Err(format!(
                     "recording {id} could not be finished; it stays in the spool and is repaired at the next start"

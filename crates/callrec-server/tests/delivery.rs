@@ -153,6 +153,17 @@ fn a_siprec_call_is_delivered_to_storage_with_its_metadata_and_cataloged() {
     );
     assert_eq!(metric(&m, "callrec_deliveries_total"), 1);
     assert_eq!(metric(&m, "callrec_delivery_failures_total"), 0);
+    // The upload is in the latency histogram: counted once, in the +Inf
+    // bucket and in every bucket at least as long as its sum.
+    assert_eq!(metric(&m, "callrec_upload_duration_seconds_count"), 1);
+    assert_eq!(
+        metric(&m, "callrec_upload_duration_seconds_bucket{le=\"+Inf\"}"),
+        1
+    );
+    assert_eq!(
+        metric(&m, "callrec_upload_duration_seconds_bucket{le=\"60\"}"),
+        1
+    );
 }
 
 #[test]
@@ -212,4 +223,57 @@ fn the_mounted_api_is_behind_the_api_token() {
         assert_eq!(status, 401, "{path}: {body}");
     }
     assert_eq!(http_get(server.http, "/healthz").0, 200);
+}
+
+#[test]
+fn participants_joining_and_leaving_are_in_the_catalog_with_their_times() {
+    let server = Server::start_wired(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, _) = two_party_capture(dir.path(), 4.0);
+    let mut body = establish("sendonly");
+    body.push_str(&play_and_wait(&pcap, 1000));
+    body.push_str(&reinvite_metadata(2, THIRD_PARTY_JOINS));
+    body.push_str("  <pause milliseconds=\"500\"/>\n");
+    body.push_str(&reinvite_metadata(3, AGENT_LEAVES));
+    body.push_str("  <pause milliseconds=\"1000\"/>\n");
+    body.push_str(&hang_up(4));
+    let (ok, log) = run_sipp(dir.path(), &scenario(&body), server.sip, "u1");
+    assert!(ok, "sipp failed:\n{log}");
+
+    let list = wait_for_recordings(server.http, 120, |l| {
+        l.len() == 1 && l[0]["status"] == "delivered"
+    });
+    let id = list[0]["id"].as_str().unwrap();
+    let (status, text) = http_get(server.http, &format!("/api/v1/recordings/{id}"));
+    assert_eq!(status, 200, "{text}");
+    let detail: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ps = detail["participants"].as_array().unwrap();
+    let find = |number: &str| {
+        ps.iter()
+            .find(|p| p["number"] == number)
+            .unwrap_or_else(|| panic!("no participant {number} in {ps:#?}"))
+    };
+    let customer = find("+15550100200");
+    assert_eq!(customer["role"], "end_user");
+    assert_eq!(customer["channel"], 1);
+    assert!(customer["left_at"].is_null(), "{customer}");
+    let agent = find("1001");
+    assert_eq!(agent["role"], "agent");
+    assert_eq!(agent["channel"], 2);
+    let third = find("+15550100999");
+    assert_eq!(third["role"], "third_party");
+    assert_eq!(third["channel"], 2);
+    assert!(third["left_at"].is_null(), "{third}");
+    // The third party joined after the start, the agent left after the
+    // third party joined (RFC 3339 times).
+    let t = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert!(t(&third["joined_at"]) > t(&agent["joined_at"]), "{ps:#?}");
+    assert!(t(&agent["left_at"]) >= t(&third["joined_at"]), "{ps:#?}");
+    assert_eq!(ps.len(), 3, "{ps:#?}");
 }

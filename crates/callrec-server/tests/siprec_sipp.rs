@@ -343,7 +343,7 @@ fn sources_outside_the_allowed_networks_get_403() {
 #[test]
 fn tcp_transport_mp3_file_and_live_calls_endpoint() {
     let server = Server::start(|c| {
-        c.recording.format = callrec_server::config::FormatSetting::Mp3;
+        c.recording.format = Some(callrec_server::config::FormatSetting::Mp3);
     });
     let dir = tempfile::tempdir().unwrap();
     let (pcap, _) = two_party_capture(dir.path(), 3.0);

@@ -160,6 +160,26 @@ struct Counters {
     delivered: AtomicU64,
     failed_attempts: AtomicU64,
     dropped_notifications: AtomicU64,
+    /// Successful uploads (audio, metadata and verification) by duration:
+    /// one count per bucket of [`UPLOAD_BUCKETS_MS`] it fits, plus +Inf.
+    upload_buckets: [AtomicU64; UPLOAD_BUCKETS_MS.len() + 1],
+    upload_ms_sum: AtomicU64,
+}
+
+/// Upper bounds, in milliseconds, of the upload-duration histogram.
+pub const UPLOAD_BUCKETS_MS: [u64; 10] =
+    [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 60_000];
+
+impl Counters {
+    fn observe_upload(&self, took: Duration) {
+        let ms = took.as_millis() as u64;
+        let k = UPLOAD_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(UPLOAD_BUCKETS_MS.len());
+        self.upload_buckets[k].fetch_add(1, Ordering::Relaxed);
+        self.upload_ms_sum.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 /// Counters since the worker was built, for the metrics endpoint.
@@ -172,6 +192,12 @@ pub struct DeliveryStats {
     /// Notifications dropped because the channel was full (those
     /// recordings are delivered after the next scan).
     pub dropped_notifications: u64,
+    /// Successful uploads per duration bucket (not cumulative): index `k`
+    /// counts uploads that took at most [`UPLOAD_BUCKETS_MS`]`[k]` and more
+    /// than the bucket before; the last index, longer than every bound.
+    pub upload_buckets: [u64; UPLOAD_BUCKETS_MS.len() + 1],
+    /// Sum of the durations of successful uploads, in milliseconds.
+    pub upload_ms_sum: u64,
 }
 
 impl DeliveryHandle {
@@ -194,6 +220,10 @@ impl DeliveryHandle {
             delivered: self.counters.delivered.load(Ordering::Relaxed),
             failed_attempts: self.counters.failed_attempts.load(Ordering::Relaxed),
             dropped_notifications: self.counters.dropped_notifications.load(Ordering::Relaxed),
+            upload_buckets: std::array::from_fn(|k| {
+                self.counters.upload_buckets[k].load(Ordering::Relaxed)
+            }),
+            upload_ms_sum: self.counters.upload_ms_sum.load(Ordering::Relaxed),
         }
     }
 }
@@ -471,8 +501,10 @@ async fn deliver(s: &Shared, id: RecordingId) -> Result<Outcome, DeliveryError> 
         }
         Err(e) => return Err(e.into()),
     };
+    let started = std::time::Instant::now();
     match upload_and_verify(s, &rec).await {
         Ok(location) => {
+            s.counters.observe_upload(started.elapsed());
             s.catalog.mark_delivered(id, &location, now()).await?;
             let spool = s.spool.clone();
             let call_id = StoredCallId::new(rec.call_id.as_str())?;

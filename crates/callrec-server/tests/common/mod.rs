@@ -52,7 +52,8 @@ impl Server {
             data_dir: data.path().to_owned(),
             ..Config::default()
         };
-        config.recording.format = callrec_server::config::FormatSetting::Wav;
+        config.recording.format = Some(callrec_server::config::FormatSetting::Wav);
+        config.recording.pause_mode = Some(callrec_server::config::PauseModeSetting::Skip);
         config.rtp.bind_address = "127.0.0.1".parse().unwrap();
         // A range of 400 ports per server: per test process and per server
         // in it (tests run in parallel).
