@@ -32,6 +32,26 @@ pub trait Catalog: Send + Sync + 'static {
     /// Writes a new call. [`CatalogError::AlreadyExists`] if the id is taken.
     async fn create_call(&self, call: &NewCall) -> Result<(), CatalogError>;
 
+    /// Writes a new call with its first participants, the policy's
+    /// decision and its recording, all or nothing (one transaction where the
+    /// backend has them): what a recorder does when a call arrives. The
+    /// errors are those of the four single writes. The default runs them in
+    /// sequence, without atomicity; [`SqlCatalog`](crate::SqlCatalog)
+    /// overrides it.
+    async fn start_call(&self, start: &CallStart) -> Result<CallStarted, CatalogError> {
+        self.create_call(&start.call).await?;
+        let mut participants = Vec::with_capacity(start.participants.len());
+        for p in &start.participants {
+            participants.push(self.add_participant(&start.call.id, p).await?);
+        }
+        self.add_decision(&start.call.id, &start.decision).await?;
+        let recording = self.create_recording(&start.recording).await?;
+        Ok(CallStarted {
+            recording,
+            participants,
+        })
+    }
+
     /// The call with its decisions.
     async fn get_call(&self, id: &CallId) -> Result<Call, CatalogError>;
 

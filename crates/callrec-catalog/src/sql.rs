@@ -594,31 +594,7 @@ fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
 #[async_trait]
 impl Catalog for SqlCatalog {
     async fn create_call(&self, call: &NewCall) -> Result<(), CatalogError> {
-        let result = sqlx::query(
-            "INSERT INTO calls (id, direction, kind, queue, language, started_at, settings_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(call.id.as_str())
-        .bind(call.direction.as_str())
-        .bind(call.kind.as_str())
-        .bind(call.queue.clone())
-        .bind(call.language.clone())
-        .bind(call.started_at.0)
-        .bind(
-            call.settings_version
-                .map(|v| to_i64("settings version", v))
-                .transpose()?,
-        )
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(CatalogError::AlreadyExists {
-                what: "call",
-                id: call.id.to_string(),
-            }),
-            Err(e) => Err(e.into()),
-        }
+        insert_call(&mut *self.pool.acquire().await?, call).await
     }
 
     async fn get_call(&self, id: &CallId) -> Result<Call, CatalogError> {
@@ -664,23 +640,7 @@ impl Catalog for SqlCatalog {
         id: &CallId,
         decision: &PolicyDecision,
     ) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO call_decisions (call_id, at, decision, reason) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id.as_str())
-        .bind(decision.at.0)
-        .bind(decision.decision.as_str())
-        .bind(decision.reason.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                CatalogError::not_found("call", id)
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(())
+        insert_decision(&mut *self.pool.acquire().await?, id, decision).await
     }
 
     async fn add_participant(
@@ -688,26 +648,7 @@ impl Catalog for SqlCatalog {
         call: &CallId,
         participant: &NewParticipant,
     ) -> Result<Participant, CatalogError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO participants (call_id, role, channel, number, name, joined_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PARTICIPANT_COLUMNS}"
-        )))
-        .bind(call.as_str())
-        .bind(participant.role.as_str())
-        .bind(participant.channel.number())
-        .bind(participant.number.as_ref().map(|n| n.as_str().to_owned()))
-        .bind(participant.name.clone())
-        .bind(participant.joined_at.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                CatalogError::not_found("call", call)
-            } else {
-                CatalogError::from(e)
-            }
-        })?;
-        participant_from_row(&row)
+        insert_participant(&mut *self.pool.acquire().await?, call, participant).await
     }
 
     async fn participant_left(
@@ -740,46 +681,27 @@ impl Catalog for SqlCatalog {
     }
 
     async fn create_recording(&self, new: &NewRecording) -> Result<Recording, CatalogError> {
-        if !RecordingStatus::INITIAL.contains(&new.status) {
-            return Err(CatalogError::invalid(
-                "initial recording status",
-                format!("`{}` is not one of recording, declined", new.status),
-            ));
-        }
-        let id = RecordingId::generate();
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO recordings (id, call_id, format, status, status_reason, status_changed_at, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {RECORDING_COLUMNS}"
-        )))
-        .bind(id.to_string())
-        .bind(new.call_id.as_str())
-        .bind(new.format.as_str())
-        .bind(new.status.as_str())
-        .bind(new.reason.as_str())
-        .bind(new.created_at.0)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                CatalogError::not_found("call", &new.call_id)
-            } else {
-                CatalogError::from(e)
-            }
-        })?;
-        let recording = recording_from_row(&row)?;
-        sqlx::query(
-            "INSERT INTO recording_status_history (recording_id, at, from_status, to_status, reason) \
-             VALUES ($1, $2, NULL, $3, $4)",
-        )
-        .bind(id.to_string())
-        .bind(new.created_at.0)
-        .bind(new.status.as_str())
-        .bind(new.reason.as_str())
-        .execute(&mut *tx)
-        .await?;
+        let recording = insert_recording(&mut tx, new).await?;
         tx.commit().await?;
         Ok(recording)
+    }
+
+    async fn start_call(&self, start: &CallStart) -> Result<CallStarted, CatalogError> {
+        // One transaction: one commit (one fsync on SQLite) per new call.
+        let mut tx = self.pool.begin().await?;
+        insert_call(&mut tx, &start.call).await?;
+        let mut participants = Vec::with_capacity(start.participants.len());
+        for p in &start.participants {
+            participants.push(insert_participant(&mut tx, &start.call.id, p).await?);
+        }
+        insert_decision(&mut tx, &start.call.id, &start.decision).await?;
+        let recording = insert_recording(&mut tx, &start.recording).await?;
+        tx.commit().await?;
+        Ok(CallStarted {
+            recording,
+            participants,
+        })
     }
 
     async fn get_recording(&self, id: RecordingId) -> Result<Recording, CatalogError> {
@@ -1330,6 +1252,129 @@ impl Catalog for SqlCatalog {
             .map(audit_from_row)
             .collect()
     }
+}
+
+async fn insert_call(conn: &mut AnyConnection, call: &NewCall) -> Result<(), CatalogError> {
+    let result = sqlx::query(
+        "INSERT INTO calls (id, direction, kind, queue, language, started_at, settings_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(call.id.as_str())
+    .bind(call.direction.as_str())
+    .bind(call.kind.as_str())
+    .bind(call.queue.clone())
+    .bind(call.language.clone())
+    .bind(call.started_at.0)
+    .bind(
+        call.settings_version
+            .map(|v| to_i64("settings version", v))
+            .transpose()?,
+    )
+    .execute(&mut *conn)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(CatalogError::AlreadyExists {
+            what: "call",
+            id: call.id.to_string(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn insert_decision(
+    conn: &mut AnyConnection,
+    id: &CallId,
+    decision: &PolicyDecision,
+) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO call_decisions (call_id, at, decision, reason) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.as_str())
+    .bind(decision.at.0)
+    .bind(decision.decision.as_str())
+    .bind(decision.reason.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        if is_foreign_key_violation(&e) {
+            CatalogError::not_found("call", id)
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+async fn insert_participant(
+    conn: &mut AnyConnection,
+    call: &CallId,
+    participant: &NewParticipant,
+) -> Result<Participant, CatalogError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO participants (call_id, role, channel, number, name, joined_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PARTICIPANT_COLUMNS}"
+    )))
+    .bind(call.as_str())
+    .bind(participant.role.as_str())
+    .bind(participant.channel.number())
+    .bind(participant.number.as_ref().map(|n| n.as_str().to_owned()))
+    .bind(participant.name.clone())
+    .bind(participant.joined_at.0)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| {
+        if is_foreign_key_violation(&e) {
+            CatalogError::not_found("call", call)
+        } else {
+            CatalogError::from(e)
+        }
+    })?;
+    participant_from_row(&row)
+}
+
+async fn insert_recording(
+    conn: &mut AnyConnection,
+    new: &NewRecording,
+) -> Result<Recording, CatalogError> {
+    if !RecordingStatus::INITIAL.contains(&new.status) {
+        return Err(CatalogError::invalid(
+            "initial recording status",
+            format!("`{}` is not one of recording, declined", new.status),
+        ));
+    }
+    let id = RecordingId::generate();
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO recordings (id, call_id, format, status, status_reason, status_changed_at, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {RECORDING_COLUMNS}"
+    )))
+    .bind(id.to_string())
+    .bind(new.call_id.as_str())
+    .bind(new.format.as_str())
+    .bind(new.status.as_str())
+    .bind(new.reason.as_str())
+    .bind(new.created_at.0)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| {
+        if is_foreign_key_violation(&e) {
+            CatalogError::not_found("call", &new.call_id)
+        } else {
+            CatalogError::from(e)
+        }
+    })?;
+    let recording = recording_from_row(&row)?;
+    sqlx::query(
+        "INSERT INTO recording_status_history (recording_id, at, from_status, to_status, reason) \
+             VALUES ($1, $2, NULL, $3, $4)",
+    )
+    .bind(id.to_string())
+    .bind(new.created_at.0)
+    .bind(new.status.as_str())
+    .bind(new.reason.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(recording)
 }
 
 #[cfg(test)]

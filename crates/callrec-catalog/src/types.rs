@@ -868,3 +868,22 @@ mod tests {
         assert_eq!(t.plus_millis(7), UnixMillis(1_700_000_000_130));
     }
 }
+
+/// Everything written when a call arrives (see `Catalog::start_call`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallStart {
+    pub call: NewCall,
+    /// In the order given; `participants` of the result keeps it.
+    pub participants: Vec<NewParticipant>,
+    pub decision: PolicyDecision,
+    /// Its `call_id` must be `call.id`.
+    pub recording: NewRecording,
+}
+
+/// What `Catalog::start_call` wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallStarted {
+    pub recording: Recording,
+    /// With their ids, in the order of `CallStart::participants`.
+    pub participants: Vec<Participant>,
+}

@@ -1250,6 +1250,77 @@ async fn migrations_are_idempotent(db: &TestDb) {
     third.close().await;
 }
 
+async fn start_call_writes_everything_or_nothing(db: &TestDb) {
+    let c = &db.catalog;
+    let start = |id: &str, status: RecordingStatus| CallStart {
+        call: new_call(id, Direction::Inbound, Some("sales"), 0),
+        participants: vec![
+            NewParticipant {
+                role: ParticipantRole::EndUser,
+                channel: Channel::Left,
+                number: Some(PhoneNumber::new("+34911234567").unwrap()),
+                name: None,
+                joined_at: t(0),
+            },
+            NewParticipant {
+                role: ParticipantRole::Agent,
+                channel: Channel::Right,
+                number: Some(PhoneNumber::new("1001").unwrap()),
+                name: Some("Agent".to_owned()),
+                joined_at: t(0),
+            },
+        ],
+        decision: PolicyDecision {
+            at: t(0),
+            decision: "record".to_owned(),
+            reason: "queue sales records all calls".to_owned(),
+        },
+        recording: NewRecording {
+            call_id: call_id(id),
+            format: RecordingFormat::Wav,
+            status,
+            reason: "policy: record".to_owned(),
+            created_at: t(0),
+        },
+    };
+    let done = c.start_call(&start("call-s", Rec)).await.unwrap();
+    assert_eq!(done.recording.status, Rec);
+    assert_eq!(done.recording.call_id, call_id("call-s"));
+    assert_eq!(done.participants.len(), 2);
+    assert_eq!(done.participants[1].role, ParticipantRole::Agent);
+    assert_ne!(done.participants[0].id, done.participants[1].id);
+    let call = c.get_call(&call_id("call-s")).await.unwrap();
+    assert_eq!(call.decisions.len(), 1);
+    assert_eq!(
+        c.participants(&call_id("call-s")).await.unwrap(),
+        done.participants
+    );
+    assert_eq!(
+        c.get_recording(done.recording.id).await.unwrap(),
+        done.recording
+    );
+    // A recording that may not start so: nothing of the call is written.
+    let err = c
+        .start_call(&start("call-bad", RecordingStatus::Delivered))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::Invalid { .. }), "{err:?}");
+    assert!(matches!(
+        c.get_call(&call_id("call-bad")).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert!(
+        c.participants(&call_id("call-bad"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The same call twice: refused, the first untouched.
+    let err = c.start_call(&start("call-s", Rec)).await.unwrap_err();
+    assert!(matches!(err, CatalogError::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(c.participants(&call_id("call-s")).await.unwrap().len(), 2);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1290,4 +1361,5 @@ conformance!(
     audit_is_append_only,
     storage_settings_replace_and_audit,
     migrations_are_idempotent,
+    start_call_writes_everything_or_nothing,
 );

@@ -975,25 +975,14 @@ async fn catalog_start(
     status: RecordingStatus,
 ) -> Result<(RecordingId, CatalogCallId), String> {
     use callrec_catalog::{
-        Channel, Direction, NewCall as CatalogNewCall, NewParticipant, NewRecording,
+        CallStart, Channel, Direction, NewCall as CatalogNewCall, NewParticipant, NewRecording,
         ParticipantRole, PolicyDecision, RecordingFormat, UnixMillis,
     };
     let s = |e: callrec_catalog::CatalogError| e.to_string();
     let id = CatalogCallId::new(call_id).map_err(s)?;
     let at = UnixMillis::from(started_at);
-    p.catalog
-        .create_call(&CatalogNewCall {
-            id: id.clone(),
-            direction: Direction::Inbound,
-            kind: "siprec".into(),
-            queue: None,
-            language: None,
-            started_at: at,
-            settings_version: Some(decision.settings_version.0),
-        })
-        .await
-        .map_err(s)?;
-    let mut participant_ids = Vec::new();
+    let mut participants = Vec::new();
+    let mut keys = Vec::new();
     for entry in &channel_map.entries {
         let (role, channel) = match (entry.side, entry.decided_by) {
             (Side::EndUser, _) => (ParticipantRole::EndUser, Channel::Left),
@@ -1011,54 +1000,59 @@ async fn catalog_start(
             .and_then(phone_number)
             .and_then(|n| callrec_catalog::PhoneNumber::new(n.as_str()).ok());
         let name = known.and_then(|k| k.participant.name.clone());
-        let added = p
-            .catalog
-            .add_participant(
-                &id,
-                &NewParticipant {
-                    role,
-                    channel,
-                    number,
-                    name,
-                    joined_at: at,
-                },
-            )
-            .await
-            .map_err(s)?;
-        if let Some(key) = &entry.participant_id {
-            participant_ids.push((key.clone(), added.id));
-        }
+        participants.push(NewParticipant {
+            role,
+            channel,
+            number,
+            name,
+            joined_at: at,
+        });
+        keys.push(entry.participant_id.clone());
     }
     let word = match decision.recording {
         StartRecording::Now => "record",
         StartRecording::AfterConsent => "ask_permission",
         StartRecording::Never => "do_not_record",
     };
-    p.catalog
-        .add_decision(
-            &id,
-            &PolicyDecision {
+    // One transaction: the call, its participants, the decision and the
+    // recording (one commit per new call).
+    let started = p
+        .catalog
+        .start_call(&CallStart {
+            call: CatalogNewCall {
+                id: id.clone(),
+                direction: Direction::Inbound,
+                kind: "siprec".into(),
+                queue: None,
+                language: None,
+                started_at: at,
+                settings_version: Some(decision.settings_version.0),
+            },
+            participants,
+            decision: PolicyDecision {
                 at,
                 decision: word.into(),
                 reason: decision.reason.clone(),
             },
-        )
-        .await
-        .map_err(s)?;
-    let recording = p
-        .catalog
-        .create_recording(&NewRecording {
-            call_id: id.clone(),
-            format: match format {
-                callrec_media::encode::Format::Wav => RecordingFormat::Wav,
-                _ => RecordingFormat::Mp3,
+            recording: NewRecording {
+                call_id: id.clone(),
+                format: match format {
+                    callrec_media::encode::Format::Wav => RecordingFormat::Wav,
+                    _ => RecordingFormat::Mp3,
+                },
+                status,
+                reason: format!("policy: {}", decision.reason),
+                created_at: at,
             },
-            status,
-            reason: format!("policy: {}", decision.reason),
-            created_at: at,
         })
         .await
         .map_err(s)?;
+    let recording = started.recording;
+    let participant_ids: Vec<(String, i64)> = keys
+        .into_iter()
+        .zip(&started.participants)
+        .filter_map(|(k, p)| k.map(|k| (k, p.id)))
+        .collect();
     if status == RecordingStatus::Recording {
         // So that their leaving is recorded against these rows.
         p.try_event(CatalogEvent::ParticipantsKnown {
