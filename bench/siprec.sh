@@ -157,13 +157,19 @@ echo "rss per active call (KiB):   $(( (peak - rss0) / calls )) (peak $peak KiB,
 echo "end-of-call to file (mean):  $(echo "scale=1; ${fin_ms:-0} / ${finished:-1}" | bc) ms"
 # BYE -> delivered (local storage), from the catalog: each call's end time
 # against its recording's delivery time. Waits (bounded) for the worker.
+# With CALLREC_CATALOG__URL=postgres://... the PostgreSQL catalog is asked
+# (psql) instead of the embedded SQLite file.
 db="$work/data/catalog.db"
-if command -v sqlite3 >/dev/null && [ -f "$db" ]; then
+case "${CALLREC_CATALOG__URL:-}" in
+  postgres*) q() { psql -At "$CALLREC_CATALOG__URL" -c "$1"; } ;;
+  *) q() { sqlite3 "$db" "$1"; } ;;
+esac
+if { [ -n "${CALLREC_CATALOG__URL:-}" ] && command -v psql >/dev/null; } || { command -v sqlite3 >/dev/null && [ -f "$db" ]; }; then
   for _ in $(seq 120); do
-    left=$(sqlite3 "$db" "select count(*) from recordings where status not in ('delivered','declined')")
+    left=$(q "select count(*) from recordings where status not in ('delivered','declined')")
     [ "$left" = 0 ] && break; sleep 0.5
   done
-  lat=$(sqlite3 "$db" "select r.delivered_at - c.ended_at from recordings r join calls c on c.id = r.call_id where r.status = 'delivered' order by 1")
+  lat=$(q "select r.delivered_at - c.ended_at from recordings r join calls c on c.id = r.call_id where r.status = 'delivered' order by 1")
   n=$(echo "$lat" | grep -c . || true)
   if [ "$n" -gt 0 ]; then
     p50=$(echo "$lat" | sed -n "$(( (n + 1) / 2 ))p")
