@@ -68,6 +68,17 @@ struct Packet {
     data: Bytes,
 }
 
+/// Most streams one call records: m-lines offered beyond it (a misbehaving
+/// client) are declined with port 0.
+const MAX_STREAMS: usize = 16;
+
+/// What a stream added during the call needs: the call's packet queue and
+/// the token that stops its readers.
+struct MediaPlumbing {
+    packets: mpsc::Sender<Packet>,
+    readers: CancellationToken,
+}
+
 /// Why the recording ended, for the metadata.
 fn end_reason(r: &TerminatedReason) -> &'static str {
     match r {
@@ -356,7 +367,10 @@ pub(crate) async fn run(
             readers.clone(),
         ));
     }
-    drop(ptx);
+    let mut plumbing = MediaPlumbing {
+        packets: ptx,
+        readers: readers.clone(),
+    };
 
     // Pause state from the first offer: every recorded stream inactive.
     let mut session = Session {
@@ -390,6 +404,7 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             p = prx.recv() => {
+                // The call holds a sender (`plumbing`): never closed here.
                 let Some(p) = p else { continue };
                 last_packet = p.arrival;
                 if !session.stopped && recorder.push(p.stream, media_time(p.arrival), &p.data) {
@@ -417,7 +432,7 @@ pub(crate) async fn run(
             s = states.recv() => match s {
                 Some(DialogState::Updated(_, req, handle)) => {
                     let now = media_time(Instant::now());
-                    session.update(&state, &call_id, &req, handle, &mut recorder, &mut metadata, &mut resolver, &stream_labels, now).await;
+                    session.update(&state, &call_id, &req, handle, &mut recorder, &mut metadata, &mut resolver, &mut stream_labels, &mut plumbing, now).await;
                 }
                 Some(DialogState::Options(_, _, handle)) | Some(DialogState::Info(_, _, handle)) => {
                     handle.reply(StatusCode::OK).await.ok();
@@ -510,7 +525,7 @@ pub(crate) async fn run(
         let _ = p.events.send(event).await;
     }
     let finished = finished.map(|r| r.map(|(done, _)| done));
-    state.release_ports(&ports);
+    state.release_ports(&session.ports);
     match finished {
         Ok(Ok(done)) => {
             state.metrics.finished.inc();
@@ -567,14 +582,15 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     async fn update(
         &mut self,
-        state: &AppState,
+        state: &Arc<AppState>,
         call_id: &str,
         req: &Request,
         handle: TransactionHandle,
         recorder: &mut Recorder,
         metadata: &mut MetadataState,
         resolver: &mut RoleResolver,
-        labels: &[String],
+        labels: &mut Vec<String>,
+        media: &mut MediaPlumbing,
         now: MediaTime,
     ) {
         let content_type = header_values(req, "Content-Type").into_iter().next();
@@ -616,7 +632,10 @@ impl Session {
                 new_offer = true;
             }
         }
-        // Streams keep their ports; m-lines added later are declined.
+        // Streams keep their ports. A recordable m-line added later (or
+        // re-enabled) gets a port and a stream of its own in the recording,
+        // on the side its label's participant is on (a third party's stream
+        // on the agent's channel), up to MAX_STREAMS per call.
         let recordable = self.offer.recordable_streams();
         let mut per_mline: Vec<Option<u16>> = vec![None; self.offer.media.len()];
         for (i, port) in per_mline.iter_mut().enumerate() {
@@ -625,6 +644,31 @@ impl Session {
                 && recordable.contains(&i)
             {
                 *port = Some(old.port);
+            }
+        }
+        let mut added: Vec<(usize, u16, tokio::net::UdpSocket)> = Vec::new();
+        if new_offer && !self.stopped {
+            for &i in &recordable {
+                if per_mline[i].is_some() {
+                    continue;
+                }
+                if self.ports.len() + added.len() >= MAX_STREAMS {
+                    tracing::warn!(
+                        call_id,
+                        max = MAX_STREAMS,
+                        "too many streams: an added m-line is declined"
+                    );
+                    break;
+                }
+                match crate::sip::bind_ports(state, 1).await {
+                    Some((ports, mut sockets)) => {
+                        per_mline[i] = Some(ports[0]);
+                        added.push((i, ports[0], sockets.remove(0)));
+                    }
+                    None => {
+                        tracing::warn!(call_id, "no free RTP port: an added m-line is declined");
+                    }
+                }
             }
         }
         if new_offer {
@@ -640,12 +684,45 @@ impl Session {
             ) {
                 Ok(a) => self.answer = a,
                 Err(e) => {
+                    let ports: Vec<u16> = added.iter().map(|(_, p, _)| *p).collect();
+                    drop(added);
+                    state.release_ports(&ports);
                     handle
                         .respond(crate::sip::status(488, &e.to_string()), None, None)
                         .await
                         .ok();
                     return;
                 }
+            }
+            for (i, port, socket) in added {
+                let label = callrec_siprec::sdp::stream_key(&self.offer.media[i], i);
+                labels.push(label.clone());
+                self.channel_map = resolver.resolve(labels, Some(metadata));
+                self.remember_sides();
+                let side = self.channel_map.side(&label).unwrap_or(Side::Agent);
+                let k = recorder.add_stream(&label, role_of(side), &self.answer.streams[i].codecs);
+                self.ports.push(port);
+                tokio::spawn(read_rtp(
+                    socket,
+                    k,
+                    media.packets.clone(),
+                    Arc::clone(state),
+                    media.readers.clone(),
+                ));
+                state.add_live_stream(
+                    call_id,
+                    LiveStream {
+                        label: label.clone(),
+                        side: side.as_str(),
+                        port,
+                    },
+                );
+                tracing::info!(
+                    call_id,
+                    label,
+                    side = side.as_str(),
+                    "stream added during the call"
+                );
             }
             let paused = recorder.is_paused();
             let inactive = self.all_inactive();

@@ -221,6 +221,13 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    /// Adds a stream to the live view of a call (a stream added mid-call).
+    pub fn add_live_stream(&self, call_id: &str, stream: LiveStream) {
+        if let Some(c) = self.live.lock().expect("live lock").get_mut(call_id) {
+            c.streams.push(stream);
+        }
+    }
+
     pub fn release_ports(&self, ports: &[u16]) {
         self.ports
             .lock()

@@ -363,7 +363,7 @@ fn rand_u64() -> u64 {
 
 /// Allocates `n` pairs and binds one socket per stream; a port that cannot
 /// be bound is rested and another block tried.
-async fn bind_ports(state: &AppState, n: usize) -> Option<(Vec<u16>, Vec<UdpSocket>)> {
+pub(crate) async fn bind_ports(state: &AppState, n: usize) -> Option<(Vec<u16>, Vec<UdpSocket>)> {
     for _ in 0..8 {
         let ports = state
             .ports

@@ -567,3 +567,131 @@ fn fifty_calls_at_once_are_all_recorded() {
         0
     );
 }
+
+/// Partial metadata: a third party joins on a stream of its own, label 3.
+const THIRD_PARTY_STREAM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1">
+  <datamode>partial</datamode>
+  <participant participant_id="dGhpcmQtcGFydHk=">
+    <nameID aor="tel:+15550100999"><name>Third party</name></nameID>
+  </participant>
+  <participantsessionassoc participant_id="dGhpcmQtcGFydHk=" session_id="c2Vzc2lvbi0x">
+    <associate-time>2026-11-24T12:00:02Z</associate-time>
+  </participantsessionassoc>
+  <stream stream_id="c3RyZWFtLTM=" session_id="c2Vzc2lvbi0x"><label>3</label></stream>
+  <participantstreamassoc participant_id="dGhpcmQtcGFydHk=">
+    <send>c3RyZWFtLTM=</send>
+  </participantstreamassoc>
+</recording>"#;
+
+/// One RTP packet of PCMU.
+fn pcmu_rtp(seq: u16, ts: u32, ssrc: u32, samples: &[i16]) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend(samples.iter().map(|&s| ulaw(s)));
+    p
+}
+
+#[test]
+fn a_stream_added_by_reinvite_is_recorded_on_its_participants_side() {
+    let server = Server::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    // Agent 1 kHz on label 1, end user 400 Hz on label 2, 6 s.
+    let pcap = dir.path().join("call.pcap");
+    write_pcap(
+        &pcap,
+        &[
+            PcapStream {
+                dport: 6000,
+                ssrc: 0x1111,
+                samples: tone(1000.0, 6.0, 0.25),
+            },
+            PcapStream {
+                dport: 6002,
+                ssrc: 0x2222,
+                samples: tone(400.0, 6.0, 0.25),
+            },
+        ],
+    );
+    let mut body = establish("sendonly");
+    body.push_str(&play_and_wait(&pcap, 1500));
+    // The re-INVITE adds m-line 3 (label 3) with the third party's metadata.
+    let third_mline = "a=label:2\na=sendonly\nm=audio [media_port+4] RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=label:3\na=sendonly\n";
+    let reinvite = invite_with(
+        2,
+        "[last_To:]",
+        "sendonly",
+        Some(THIRD_PARTY_STREAM),
+        "[branch]",
+    )
+    .replace("a=label:2\na=sendonly\n", third_mline);
+    assert!(reinvite.contains("a=label:3"));
+    body.push_str(&send(&reinvite, true));
+    body.push_str("  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"200\"/>\n");
+    body.push_str(&send(&in_dialog("ACK", 2), false));
+    body.push_str("  <pause milliseconds=\"4000\"/>\n");
+    body.push_str(&hang_up(3));
+    let sip = server.sip;
+    let sdir = dir.path().to_owned();
+    let sipp = std::thread::spawn(move || run_sipp(&sdir, &scenario(&body), sip, "u1"));
+
+    // The new stream's port, from the live view, once it is answered.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let port = loop {
+        let (_, text) = http_get(server.http, "/api/v1/calls");
+        let calls: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let third = calls
+            .as_array()
+            .and_then(|c| c.first())
+            .and_then(|c| c["streams"].as_array())
+            .and_then(|s| s.iter().find(|s| s["label"] == "3").cloned());
+        if let Some(s) = third {
+            assert_eq!(s["side"], "agent", "{s}");
+            break s["port"].as_u64().unwrap() as u16;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream 3 never answered: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // The third party speaks: 700 Hz, 2 s, real RTP from a socket of ours.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let third = tone(700.0, 2.0, 0.25);
+    let t0 = std::time::Instant::now();
+    for (k, chunk) in third.chunks(160).enumerate() {
+        let pkt = pcmu_rtp(k as u16, (k * 160) as u32, 0x3333, chunk);
+        sock.send_to(&pkt, ("127.0.0.1", port)).unwrap();
+        let next = t0 + std::time::Duration::from_millis(20 * (k as u64 + 1));
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
+    let (ok, log) = sipp.join().unwrap();
+    assert!(ok, "sipp failed:\n{log}");
+
+    let rec = server.next_recording(20);
+    let md = &rec.metadata;
+    let s3 = md["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == "3")
+        .unwrap_or_else(|| panic!("no stream 3 in {md:#}"));
+    assert!(s3["packets_received"].as_u64().unwrap() >= 95, "{s3}");
+    let (left, right) = read_stereo_wav(&rec.audio_path);
+    // The third party on the agent's channel, not on the end user's.
+    let on_right = tone_db(&right, 700.0);
+    let on_left = tone_db(&left, 700.0);
+    assert!(
+        on_right > -30.0,
+        "third party on the right at {on_right:.1} dB"
+    );
+    assert!(
+        on_left < -50.0,
+        "third party leaks to the left at {on_left:.1} dB"
+    );
+    // The first two streams are still where they were.
+    assert!(tone_db(&left, 400.0) > -20.0);
+    assert!(tone_db(&right, 1000.0) > -20.0);
+}
