@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=${1:-50}
 secs=${2:-20}
+rate=${RATE:-$calls}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 server_pid=
@@ -24,6 +25,10 @@ cleanup() {
 trap cleanup EXIT
 
 # BENCH_BIN: an already built binary (skips the build).
+# RATE: calls started per second (default: all at once). With RATE, all
+# CALLS are up together once the ramp (CALLS / RATE s) is over if SECONDS
+# is longer than the ramp, and they end spread over the same time, as in a
+# contact center, instead of all in the same second.
 if [ -z "${BENCH_BIN:-}" ]; then
   cargo build --release -q -p callrec
 fi
@@ -128,7 +133,7 @@ cpu() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$server_pid/status"; }
 rss0=$(rss_kib); cpu0=$(cpu)
 
-sipp -sf "$work/siprec.xml" -m "$calls" -l "$calls" -r "$calls" -rp 1000 -nostdin \
+sipp -sf "$work/siprec.xml" -m "$calls" -l "$calls" -r "$rate" -rp 1000 -nostdin \
   -i 127.0.0.1 -mp 16000 -timeout $(( secs + 60 ))s \
   "127.0.0.1:$sip_port" >/dev/null 2>"$work/sipp.err" &
 sipp_pid=$!
@@ -148,7 +153,7 @@ dropped=$(m 'callrec_rtp_packets_total{result="queue_full"}')
 fin_ms=$(m 'callrec_recording_finalize_milliseconds_sum')
 sent=$(( calls * 2 * secs * 50 ))
 cpu_s=$(echo "scale=3; ($cpu1 - $cpu0) / $ticks" | bc)
-echo "calls:                       $calls x ${secs}s (sipp ok: $sipp_ok)"
+echo "calls:                       $calls x ${secs}s, started $rate per second (sipp ok: $sipp_ok)"
 echo "recordings finished:         $finished"
 echo "rtp packets sent by sipp:    $sent"
 echo "rtp packets counted:         $received (queue drops: $dropped)"
@@ -173,7 +178,9 @@ if { [ -n "${CALLREC_CATALOG__URL:-}" ] && command -v psql >/dev/null; } || { co
   n=$(echo "$lat" | grep -c . || true)
   if [ "$n" -gt 0 ]; then
     p50=$(echo "$lat" | sed -n "$(( (n + 1) / 2 ))p")
+    p90=$(echo "$lat" | sed -n "$(( (n * 90 + 99) / 100 ))p")
     p99=$(echo "$lat" | sed -n "$(( (n * 99 + 99) / 100 ))p")
-    echo "bye to delivered (p50, p99): ${p50} ms, ${p99} ms ($n delivered, $left not yet)"
+    max=$(echo "$lat" | tail -1)
+    echo "bye to delivered (p50, p99): ${p50} ms, ${p99} ms (p90 ${p90} ms, max ${max} ms; $n delivered, $left not yet)"
   fi
 fi
