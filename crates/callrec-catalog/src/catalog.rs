@@ -162,32 +162,6 @@ pub trait Catalog: Send + Sync + 'static {
         audit: &NewAuditEntry,
     ) -> Result<Recording, CatalogError>;
 
-    /// The end of a recorded call, all or nothing (one transaction where
-    /// the backend has them): `recording`/`paused` → `finalizing` (skipped if
-    /// it is already `finalizing`) with `finalizing_reason` at `ended_at`,
-    /// the pause spans, the call's end time, then `finalizing` → `spooled` as
-    /// [`mark_spooled`](Self::mark_spooled) does. Both steps are in the
-    /// history. Errors as those methods'. The default runs them in sequence.
-    async fn finish_recording(&self, end: &RecordingEnd) -> Result<Recording, CatalogError> {
-        use RecordingStatus::*;
-        if self.get_recording(end.id).await?.status != Finalizing {
-            self.transition(
-                end.id,
-                &[Recording, Paused],
-                Finalizing,
-                &end.finalizing_reason,
-                end.ended_at,
-            )
-            .await?;
-        }
-        for p in &end.pauses {
-            self.add_pause(end.id, *p).await?;
-        }
-        self.end_call(&end.call, end.ended_at).await?;
-        self.mark_spooled(end.id, &end.audio, &end.spooled_reason, end.at)
-            .await
-    }
-
     /// Adds a pause span to a recording. [`CatalogError::Invalid`] if
     /// `start_ms > end_ms`.
     async fn add_pause(&self, id: RecordingId, span: PauseSpan) -> Result<(), CatalogError>;

@@ -226,180 +226,87 @@ impl SqlCatalog {
     }
 
     async fn change_status(&self, change: StatusUpdate<'_>) -> Result<Recording, CatalogError> {
-        let (id, from, to) = (change.id, change.from, change.to);
+        let StatusUpdate {
+            id,
+            from,
+            to,
+            reason,
+            at,
+            set_extra,
+            audit,
+            allow_same,
+        } = change;
+        let allowed: Vec<RecordingStatus> = from
+            .iter()
+            .copied()
+            .filter(|s| s.can_become(to) || (allow_same && *s == to))
+            .collect();
         let mut tx = self.pool.begin().await?;
-        match change_status_on(&mut tx, change).await? {
-            Some(recording) => {
-                tx.commit().await?;
-                Ok(recording)
-            }
-            None => {
-                drop(tx);
-                Err(self.status_error(id, from, to).await)
-            }
-        }
-    }
-
-    /// Why a status change found no row to change: the recording is
-    /// missing, or in a status not in `from`, or `from -> to` is forbidden.
-    async fn status_error(
-        &self,
-        id: RecordingId,
-        from: &[RecordingStatus],
-        to: RecordingStatus,
-    ) -> CatalogError {
-        let current = match self.get_recording(id).await {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        if from.contains(&current.status) {
-            CatalogError::ForbiddenTransition {
-                from: current.status,
-                to,
-            }
+        let updated = if allowed.is_empty() {
+            None
         } else {
-            CatalogError::StatusMismatch {
-                id,
-                current: current.status,
-                expected: from
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+            let mut sql = Sql::new("UPDATE recordings SET previous_status = status, status = ");
+            sql.bind(to.as_str());
+            sql.push(", status_reason = ");
+            sql.bind(reason);
+            sql.push(", status_changed_at = ");
+            sql.bind(at.0);
+            for (column, value) in set_extra {
+                sql.push(", ");
+                sql.push(column);
+                sql.push(" = ");
+                match value {
+                    Extra::Value(v) => sql.bind(v),
+                    Extra::Sql(expr) => sql.push(expr),
+                }
             }
-        }
-    }
-}
-
-async fn insert_pause(
-    conn: &mut AnyConnection,
-    id: RecordingId,
-    span: PauseSpan,
-) -> Result<(), CatalogError> {
-    if span.start_ms > span.end_ms {
-        return Err(CatalogError::invalid(
-            "pause span",
-            format!(
-                "it starts at {} ms after it ends at {} ms, swap them",
-                span.start_ms, span.end_ms
-            ),
-        ));
-    }
-    sqlx::query("INSERT INTO pauses (recording_id, start_ms, end_ms) VALUES ($1, $2, $3)")
-        .bind(id.to_string())
-        .bind(to_i64("pause start", span.start_ms)?)
-        .bind(to_i64("pause end", span.end_ms)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                CatalogError::not_found("recording", id)
+            sql.push(" WHERE id = ");
+            sql.bind(id.to_string());
+            sql.push(" AND status IN (");
+            sql.bind_list(allowed.iter().map(|s| s.as_str()));
+            sql.push(") RETURNING previous_status, ");
+            sql.push(RECORDING_COLUMNS);
+            sql.query().fetch_optional(&mut *tx).await?
+        };
+        let Some(row) = updated else {
+            drop(tx);
+            let current = self.get_recording(id).await?;
+            return Err(if from.contains(&current.status) {
+                CatalogError::ForbiddenTransition {
+                    from: current.status,
+                    to,
+                }
             } else {
-                CatalogError::from(e)
-            }
-        })?;
-    Ok(())
-}
-
-/// The change of `mark_spooled`: finalizing or failed → spooled, with the
-/// file's facts, due for delivery at once.
-fn spooled_update<'a>(
-    id: RecordingId,
-    audio: &SpooledAudio,
-    reason: &'a str,
-    at: UnixMillis,
-) -> Result<StatusUpdate<'a>, CatalogError> {
-    Ok(StatusUpdate {
-        id,
-        from: &[RecordingStatus::Finalizing, RecordingStatus::Failed],
-        to: RecordingStatus::Spooled,
-        reason,
-        at,
-        set_extra: vec![
-            ("spool_path", Extra::Value(audio.spool_path.clone().into())),
-            (
-                "size_bytes",
-                Extra::Value(to_i64("recording size", audio.size_bytes)?.into()),
-            ),
-            ("sha256", Extra::Value(audio.sha256.clone().into())),
-            (
-                "duration_ms",
-                Extra::Value(to_i64("recording duration", audio.duration_ms)?.into()),
-            ),
-            ("is_partial", Extra::Value(i64::from(audio.partial).into())),
-            ("next_attempt_at", Extra::Value(at.0.into())),
-        ],
-        audit: None,
-        allow_same: false,
-    })
-}
-
-/// One status change on `conn` (inside the caller's transaction): the row
-/// updated if it was in an allowed status, its history appended, and the
-/// audit entry written; `None` when no row changed.
-async fn change_status_on(
-    conn: &mut AnyConnection,
-    change: StatusUpdate<'_>,
-) -> Result<Option<Recording>, CatalogError> {
-    let StatusUpdate {
-        id,
-        from,
-        to,
-        reason,
-        at,
-        set_extra,
-        audit,
-        allow_same,
-    } = change;
-    let allowed: Vec<RecordingStatus> = from
-        .iter()
-        .copied()
-        .filter(|s| s.can_become(to) || (allow_same && *s == to))
-        .collect();
-    if allowed.is_empty() {
-        return Ok(None);
-    }
-    let mut sql = Sql::new("UPDATE recordings SET previous_status = status, status = ");
-    sql.bind(to.as_str());
-    sql.push(", status_reason = ");
-    sql.bind(reason);
-    sql.push(", status_changed_at = ");
-    sql.bind(at.0);
-    for (column, value) in set_extra {
-        sql.push(", ");
-        sql.push(column);
-        sql.push(" = ");
-        match value {
-            Extra::Value(v) => sql.bind(v),
-            Extra::Sql(expr) => sql.push(expr),
+                CatalogError::StatusMismatch {
+                    id,
+                    current: current.status,
+                    expected: from
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            });
+        };
+        let previous: String = row.try_get("previous_status")?;
+        let recording = recording_from_row(&row)?;
+        sqlx::query(
+            "INSERT INTO recording_status_history (recording_id, at, from_status, to_status, reason) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.to_string())
+        .bind(at.0)
+        .bind(previous)
+        .bind(to.as_str())
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(entry) = audit {
+            insert_audit(&mut tx, entry).await?;
         }
+        tx.commit().await?;
+        Ok(recording)
     }
-    sql.push(" WHERE id = ");
-    sql.bind(id.to_string());
-    sql.push(" AND status IN (");
-    sql.bind_list(allowed.iter().map(|s| s.as_str()));
-    sql.push(") RETURNING previous_status, ");
-    sql.push(RECORDING_COLUMNS);
-    let Some(row) = sql.query().fetch_optional(&mut *conn).await? else {
-        return Ok(None);
-    };
-    let previous: String = row.try_get("previous_status")?;
-    let recording = recording_from_row(&row)?;
-    sqlx::query(
-        "INSERT INTO recording_status_history (recording_id, at, from_status, to_status, reason) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id.to_string())
-    .bind(at.0)
-    .bind(previous)
-    .bind(to.as_str())
-    .bind(reason)
-    .execute(&mut *conn)
-    .await?;
-    if let Some(entry) = audit {
-        insert_audit(&mut *conn, entry).await?;
-    }
-    Ok(Some(recording))
 }
 
 fn check_schema_name(schema: &str) -> Result<(), CatalogError> {
@@ -895,8 +802,30 @@ impl Catalog for SqlCatalog {
         reason: &str,
         at: UnixMillis,
     ) -> Result<Recording, CatalogError> {
-        self.change_status(spooled_update(id, audio, reason, at)?)
-            .await
+        self.change_status(StatusUpdate {
+            id,
+            from: &[RecordingStatus::Finalizing, RecordingStatus::Failed],
+            to: RecordingStatus::Spooled,
+            reason,
+            at,
+            set_extra: vec![
+                ("spool_path", Extra::Value(audio.spool_path.clone().into())),
+                (
+                    "size_bytes",
+                    Extra::Value(to_i64("recording size", audio.size_bytes)?.into()),
+                ),
+                ("sha256", Extra::Value(audio.sha256.clone().into())),
+                (
+                    "duration_ms",
+                    Extra::Value(to_i64("recording duration", audio.duration_ms)?.into()),
+                ),
+                ("is_partial", Extra::Value(i64::from(audio.partial).into())),
+                ("next_attempt_at", Extra::Value(at.0.into())),
+            ],
+            audit: None,
+            allow_same: false,
+        })
+        .await
     }
 
     async fn mark_delivered(
@@ -979,56 +908,29 @@ impl Catalog for SqlCatalog {
     }
 
     async fn add_pause(&self, id: RecordingId, span: PauseSpan) -> Result<(), CatalogError> {
-        insert_pause(&mut *self.pool.acquire().await?, id, span).await
-    }
-
-    async fn finish_recording(&self, end: &RecordingEnd) -> Result<Recording, CatalogError> {
-        use RecordingStatus::*;
-        // One transaction: one commit for the end of a call.
-        let mut tx = self.pool.begin().await?;
-        // Not yet finalizing: now (a recording already finalizing is left so).
-        let _ = change_status_on(
-            &mut tx,
-            StatusUpdate {
-                id: end.id,
-                from: &[Recording, Paused],
-                to: Finalizing,
-                reason: &end.finalizing_reason,
-                at: end.ended_at,
-                set_extra: Vec::new(),
-                audit: None,
-                allow_same: false,
-            },
-        )
-        .await?;
-        for p in &end.pauses {
-            insert_pause(&mut tx, end.id, *p).await?;
+        if span.start_ms > span.end_ms {
+            return Err(CatalogError::invalid(
+                "pause span",
+                format!(
+                    "it starts at {} ms after it ends at {} ms, swap them",
+                    span.start_ms, span.end_ms
+                ),
+            ));
         }
-        let ended = sqlx::query("UPDATE calls SET ended_at = $1 WHERE id = $2")
-            .bind(end.ended_at.0)
-            .bind(end.call.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if ended.rows_affected() == 0 {
-            return Err(CatalogError::not_found("call", &end.call));
-        }
-        let spooled = change_status_on(
-            &mut tx,
-            spooled_update(end.id, &end.audio, &end.spooled_reason, end.at)?,
-        )
-        .await?;
-        match spooled {
-            Some(recording) => {
-                tx.commit().await?;
-                Ok(recording)
-            }
-            None => {
-                drop(tx);
-                Err(self
-                    .status_error(end.id, &[Finalizing, Failed], Spooled)
-                    .await)
-            }
-        }
+        sqlx::query("INSERT INTO pauses (recording_id, start_ms, end_ms) VALUES ($1, $2, $3)")
+            .bind(id.to_string())
+            .bind(to_i64("pause start", span.start_ms)?)
+            .bind(to_i64("pause end", span.end_ms)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    CatalogError::not_found("recording", id)
+                } else {
+                    CatalogError::from(e)
+                }
+            })?;
+        Ok(())
     }
 
     async fn find_by_status(&self, query: &StatusQuery) -> Result<Vec<Recording>, CatalogError> {

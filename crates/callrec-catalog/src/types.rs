@@ -887,23 +887,3 @@ pub struct CallStarted {
     /// With their ids, in the order of `CallStart::participants`.
     pub participants: Vec<Participant>,
 }
-
-/// The end of a recorded call, written at once (see
-/// `Catalog::finish_recording`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordingEnd {
-    pub id: RecordingId,
-    /// The recording's call.
-    pub call: CallId,
-    /// When the call ended.
-    pub ended_at: UnixMillis,
-    /// The reason of the `finalizing` step (why the call ended).
-    pub finalizing_reason: String,
-    pub pauses: Vec<PauseSpan>,
-    /// The finished file in the spool.
-    pub audio: SpooledAudio,
-    /// The reason of the `spooled` step.
-    pub spooled_reason: String,
-    /// When the file was finished.
-    pub at: UnixMillis,
-}

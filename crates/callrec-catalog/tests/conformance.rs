@@ -1321,79 +1321,6 @@ async fn start_call_writes_everything_or_nothing(db: &TestDb) {
     assert_eq!(c.participants(&call_id("call-s")).await.unwrap().len(), 2);
 }
 
-async fn finish_recording_is_one_step(db: &TestDb) {
-    let c = &db.catalog;
-    let call = create_call(db, "call-f").await;
-    let r = create_recording(db, &call, 0).await;
-    let end = |pauses: Vec<PauseSpan>| RecordingEnd {
-        id: r.id,
-        call: call.clone(),
-        ended_at: t(100),
-        finalizing_reason: "call ended: bye".to_owned(),
-        pauses,
-        audio: audio("/spool/call-f/call-f.mp3"),
-        spooled_reason: "spooled".to_owned(),
-        at: t(120),
-    };
-    // A bad pause span: nothing of it is written, the recording still records.
-    let err = c
-        .finish_recording(&end(vec![PauseSpan {
-            start_ms: 5,
-            end_ms: 1,
-        }]))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, CatalogError::Invalid { .. }), "{err:?}");
-    let still = c.recording_detail(r.id).await.unwrap();
-    assert_eq!(still.recording.status, Rec);
-    assert_eq!(still.history.len(), 1);
-    assert_eq!(still.call.ended_at, None);
-    assert!(still.pauses.is_empty());
-
-    let pause = PauseSpan {
-        start_ms: 1_000,
-        end_ms: 2_000,
-    };
-    let done = c.finish_recording(&end(vec![pause])).await.unwrap();
-    assert_eq!(done.status, Spooled);
-    assert_eq!(done.sha256, Some("ab".repeat(32)));
-    assert_eq!(done.next_attempt_at, Some(t(120)));
-    let detail = c.recording_detail(r.id).await.unwrap();
-    let steps: Vec<(Option<RecordingStatus>, RecordingStatus)> =
-        detail.history.iter().map(|h| (h.from, h.to)).collect();
-    assert_eq!(
-        steps,
-        vec![
-            (None, Rec),
-            (Some(Rec), Finalizing),
-            (Some(Finalizing), Spooled)
-        ]
-    );
-    assert_eq!(detail.history[1].reason, "call ended: bye");
-    assert_eq!(detail.history[1].at, t(100));
-    assert_eq!(detail.pauses, vec![pause]);
-    assert_eq!(detail.call.ended_at, Some(t(100)));
-    // Twice: refused, nothing changes.
-    let err = c.finish_recording(&end(Vec::new())).await.unwrap_err();
-    assert!(
-        matches!(err, CatalogError::StatusMismatch { .. }),
-        "{err:?}"
-    );
-    assert_eq!(c.recording_detail(r.id).await.unwrap().pauses, vec![pause]);
-
-    // Already finalizing (the call's end was written before): one step.
-    let call2 = create_call(db, "call-f2").await;
-    let r2 = create_recording(db, &call2, 0).await;
-    c.transition(r2.id, &[Rec], Finalizing, "call ended", t(50))
-        .await
-        .unwrap();
-    let mut e2 = end(Vec::new());
-    e2.id = r2.id;
-    e2.call = call2;
-    assert_eq!(c.finish_recording(&e2).await.unwrap().status, Spooled);
-    assert_eq!(c.recording_detail(r2.id).await.unwrap().history.len(), 3);
-}
-
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1435,5 +1362,4 @@ conformance!(
     storage_settings_replace_and_audit,
     migrations_are_idempotent,
     start_call_writes_everything_or_nothing,
-    finish_recording_is_one_step,
 );

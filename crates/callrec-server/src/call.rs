@@ -466,10 +466,16 @@ pub(crate) async fn run(
     state.metrics.active.fetch_sub(1, Ordering::Relaxed);
     state.live.lock().expect("live lock").remove(&call_id);
     let extra = session.metadata_json(&setup.sip_call_id, &metadata, &reason);
-    // The catalog hears of the end once the file is finished (one commit:
-    // finalizing and spooled together); a crash before that leaves the
-    // recording `recording`, which the next start finalizes from the spool.
-    let end_reason = format!("call ended: {reason}");
+    if let (Some(p), Some((id, _))) = (&pipeline, &catalog_ids) {
+        // The media is over: waiting for room in the queue is fine here.
+        let _ = p
+            .events
+            .send(CatalogEvent::Finalizing {
+                id: *id,
+                reason: format!("call ended: {reason}"),
+            })
+            .await;
+    }
     let st = state.clone();
     let spool = pipeline.as_ref().map(|p| p.spool.clone());
     let stored_id = call_id.clone();
@@ -509,16 +515,13 @@ pub(crate) async fn run(
                 entry: Box::new(entry.clone()),
                 pauses: pause_spans(&done.metadata),
                 ended_at,
-                reason: end_reason,
             },
             _ => CatalogEvent::FinishFailed {
                 id: *id,
                 call: call.clone(),
                 ended_at,
-                reason: end_reason,
             },
         };
-        // The media is over: waiting for room in the queue is fine here.
         let _ = p.events.send(event).await;
     }
     let finished = finished.map(|r| r.map(|(done, _)| done));

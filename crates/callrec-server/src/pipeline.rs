@@ -10,24 +10,20 @@
 //! Channel: capacity [`EVENT_QUEUE`]. Events sent while the call runs
 //! (pause, resume, policy decisions) use `try_send`: when the queue is full
 //! they are dropped, counted in `callrec_catalog_events_dropped_total` and
-//! logged; the recording's metadata JSON still has them. The event of a
-//! call's end waits for room (the call's media is over by then) and is one
-//! commit, `Catalog::finish_recording`: finalizing, pause spans, the call's
-//! end time and spooled together, once the file is finished and fsynced.
-//! Per call the catalog commits once at the start, once at the end, and
-//! twice per delivery (claim, delivered). This module never touches the
-//! packet path and never logs a phone number.
+//! logged; the recording's metadata JSON still has them. The events of a
+//! call's end (finalizing, spooled) wait for room: the call's media is over
+//! by then. This module never touches the packet path and never logs a
+//! phone number.
 
 use std::sync::Arc;
 
 use std::collections::HashMap;
 
 use callrec_catalog::{
-    Catalog, NewParticipant, PauseSpan, PolicyDecision, RecordingEnd, RecordingId, RecordingStatus,
-    UnixMillis,
+    Catalog, NewParticipant, PauseSpan, PolicyDecision, RecordingId, RecordingStatus, UnixMillis,
 };
 use callrec_storage::SpooledRecording;
-use callrec_storage::delivery::{DeliveryHandle, spooled_audio};
+use callrec_storage::delivery::{DeliveryHandle, mark_spooled};
 use tokio::sync::mpsc;
 
 /// Capacity of the channel from the calls to the catalog task.
@@ -66,6 +62,8 @@ pub(crate) enum CatalogEvent {
         key: String,
         at: UnixMillis,
     },
+    /// The call ended: the file is being finalized.
+    Finalizing { id: RecordingId, reason: String },
     /// The file is complete and fsynced in the spool.
     Spooled {
         id: RecordingId,
@@ -73,8 +71,6 @@ pub(crate) enum CatalogEvent {
         entry: Box<SpooledRecording>,
         pauses: Vec<PauseSpan>,
         ended_at: UnixMillis,
-        /// Why the call ended (the `finalizing` step's reason).
-        reason: String,
     },
     /// The file could not be finished (it stays in the spool; the next
     /// start repairs and delivers it).
@@ -82,8 +78,6 @@ pub(crate) enum CatalogEvent {
         id: RecordingId,
         call: callrec_catalog::CallId,
         ended_at: UnixMillis,
-        /// Why the call ended.
-        reason: String,
     },
     /// Apply everything sent before, then stop (shutdown).
     Stop,
@@ -166,45 +160,38 @@ pub(crate) async fn catalog_task(
                 .add_decision(&call, &decision)
                 .await
                 .map_err(|e| e.to_string()),
+            CatalogEvent::Finalizing { id, reason } => catalog
+                .transition(id, &[Recording, Paused], Finalizing, &reason, now)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             CatalogEvent::Spooled {
                 id,
                 call,
                 entry,
                 pauses,
                 ended_at,
-                reason,
             } => {
                 participants.retain(|(c, _), _| c != call.as_str());
-                // One commit: finalizing, pauses, the call's end, spooled.
-                let (audio, spooled_reason) = spooled_audio(&entry);
-                let end = RecordingEnd {
-                    id,
-                    call,
-                    ended_at,
-                    finalizing_reason: reason,
-                    pauses,
-                    audio,
-                    spooled_reason,
-                    at: UnixMillis::now(),
-                };
-                match catalog.finish_recording(&end).await {
+                let mut result = Ok(());
+                for p in pauses {
+                    if let Err(e) = catalog.add_pause(id, p).await {
+                        result = Err(e.to_string());
+                    }
+                }
+                if let Err(e) = catalog.end_call(&call, ended_at).await {
+                    result = Err(e.to_string());
+                }
+                match mark_spooled(catalog.as_ref(), id, &entry).await {
                     Ok(_) => {
                         delivery.notify(id);
-                        Ok(())
+                        result
                     }
                     Err(e) => Err(e.to_string()),
                 }
             }
-            CatalogEvent::FinishFailed {
-                id,
-                call,
-                ended_at,
-                reason,
-            } => {
+            CatalogEvent::FinishFailed { id, call, ended_at } => {
                 participants.retain(|(c, _), _| c != call.as_str());
-                let _ = catalog
-                    .transition(id, &[Recording, Paused], Finalizing, &reason, ended_at)
-                    .await;
                 let _ = catalog.end_call(&call, ended_at).await;
                 Err(format!(
                     "recording {id} could not be finished; it stays in the spool and is repaired at the next start"

@@ -447,27 +447,24 @@ pub async fn mark_spooled(
     id: RecordingId,
     entry: &SpooledRecording,
 ) -> Result<Recording, DeliveryError> {
-    let (audio, reason) = spooled_audio(entry);
-    Ok(catalog.mark_spooled(id, &audio, &reason, now()).await?)
-}
-
-/// What the catalog keeps of a spooled recording, and the reason of its
-/// `spooled` step (which says why it is partial, if it is).
-pub fn spooled_audio(entry: &SpooledRecording) -> (SpooledAudio, String) {
     let reason = match &entry.partial {
         Some(why) => format!("spooled as partial: {why}"),
         None => "spooled".to_owned(),
     };
-    (
-        SpooledAudio {
-            spool_path: entry.audio_path.to_string_lossy().into_owned(),
-            size_bytes: entry.audio_size,
-            sha256: entry.audio_sha256.clone(),
-            duration_ms: entry.duration_ms,
-            partial: entry.partial.is_some(),
-        },
-        reason,
-    )
+    Ok(catalog
+        .mark_spooled(
+            id,
+            &SpooledAudio {
+                spool_path: entry.audio_path.to_string_lossy().into_owned(),
+                size_bytes: entry.audio_size,
+                sha256: entry.audio_sha256.clone(),
+                duration_ms: entry.duration_ms,
+                partial: entry.partial.is_some(),
+            },
+            &reason,
+            now(),
+        )
+        .await?)
 }
 
 async fn due(s: &Shared) -> Result<Vec<RecordingId>, DeliveryError> {
