@@ -927,14 +927,16 @@ fn catalog_role(side: Side, added: bool) -> callrec_catalog::ParticipantRole {
 }
 
 fn phone_number(aor: &str) -> Option<PhoneNumber> {
-    let a = aor.trim().trim_start_matches('<').trim_end_matches('>');
-    let a = a
-        .strip_prefix("sips:")
-        .or_else(|| a.strip_prefix("sip:"))
-        .or_else(|| a.strip_prefix("tel:"))
-        .unwrap_or(a);
-    let user = a.split(['@', ';']).next()?;
-    PhoneNumber::parse(user).ok()
+    PhoneNumber::parse(crate::aor_user(aor)?).ok()
+}
+
+/// The channel of a participant of `role`: the end user on the left,
+/// everyone else on the agent's side.
+pub(crate) fn catalog_channel(role: callrec_catalog::ParticipantRole) -> callrec_catalog::Channel {
+    match role {
+        callrec_catalog::ParticipantRole::EndUser => callrec_catalog::Channel::Left,
+        _ => callrec_catalog::Channel::Right,
+    }
 }
 
 fn default_settings() -> callrec_policy::VersionedSettings {
@@ -1052,8 +1054,8 @@ async fn catalog_start(
     status: RecordingStatus,
 ) -> Result<(RecordingId, CatalogCallId), String> {
     use callrec_catalog::{
-        CallStart, Channel, Direction, NewCall as CatalogNewCall, NewParticipant, NewRecording,
-        ParticipantRole, PolicyDecision, RecordingFormat, UnixMillis,
+        CallStart, Direction, NewCall as CatalogNewCall, NewParticipant, NewRecording,
+        PolicyDecision, RecordingFormat, UnixMillis,
     };
     let s = |e: callrec_catalog::CatalogError| e.to_string();
     let id = CatalogCallId::new(call_id).map_err(s)?;
@@ -1061,11 +1063,8 @@ async fn catalog_start(
     let mut participants = Vec::new();
     let mut keys = Vec::new();
     for entry in &channel_map.entries {
-        let (role, channel) = match (entry.side, entry.decided_by) {
-            (Side::EndUser, _) => (ParticipantRole::EndUser, Channel::Left),
-            (Side::Agent, DecidedBy::AddedParty) => (ParticipantRole::ThirdParty, Channel::Right),
-            (Side::Agent, _) => (ParticipantRole::Agent, Channel::Right),
-        };
+        let role = catalog_role(entry.side, entry.decided_by == DecidedBy::AddedParty);
+        let channel = catalog_channel(role);
         let known = entry
             .participant_id
             .as_deref()

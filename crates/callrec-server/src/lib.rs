@@ -289,13 +289,9 @@ impl AppState {
         let Ok(call) = callrec_catalog::CallId::new(call_id) else {
             return;
         };
-        let channel = match role {
-            callrec_catalog::ParticipantRole::EndUser => callrec_catalog::Channel::Left,
-            _ => callrec_catalog::Channel::Right,
-        };
         let participant = callrec_catalog::NewParticipant {
             role,
-            channel,
+            channel: call::catalog_channel(role),
             number: aor
                 .and_then(aor_user)
                 .and_then(|u| callrec_catalog::PhoneNumber::new(u).ok()),
@@ -692,7 +688,7 @@ impl App {
 }
 
 /// The user part of a SIP or tel address (`sip:1001@host;x` → `1001`).
-fn aor_user(aor: &str) -> Option<&str> {
+pub(crate) fn aor_user(aor: &str) -> Option<&str> {
     let a = aor.trim().trim_start_matches('<').trim_end_matches('>');
     let a = a
         .strip_prefix("sips:")

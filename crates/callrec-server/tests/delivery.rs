@@ -230,13 +230,7 @@ fn participants_joining_and_leaving_are_in_the_catalog_with_their_times() {
     let server = Server::start_wired(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let (pcap, _) = two_party_capture(dir.path(), 4.0);
-    let mut body = establish("sendonly");
-    body.push_str(&play_and_wait(&pcap, 1000));
-    body.push_str(&reinvite_metadata(2, THIRD_PARTY_JOINS));
-    body.push_str("  <pause milliseconds=\"500\"/>\n");
-    body.push_str(&reinvite_metadata(3, AGENT_LEAVES));
-    body.push_str("  <pause milliseconds=\"1000\"/>\n");
-    body.push_str(&hang_up(4));
+    let body = third_party_joins_then_agent_leaves(&pcap, 1000);
     let (ok, log) = run_sipp(dir.path(), &scenario(&body), server.sip, "u1");
     assert!(ok, "sipp failed:\n{log}");
 

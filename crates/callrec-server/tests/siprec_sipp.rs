@@ -225,19 +225,7 @@ Content-Length: 0\n"
         true,
     ));
     body.push_str("  <recv response=\"200\"/>\n  <recv response=\"487\"/>\n");
-    body.push_str(&send(
-        &format!(
-            "ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0\n\
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch={branch}\n\
-From: <sip:src@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
-[last_To:]\n\
-Call-ID: [call_id]\n\
-CSeq: 1 ACK\n\
-Max-Forwards: 70\n\
-Content-Length: 0\n"
-        ),
-        false,
-    ));
+    body.push_str(&ack_final_failure(branch));
     body.push_str("  <pause milliseconds=\"3500\"/>\n");
     let (ok, log) = run_sipp(dir.path(), &scenario(&body), server.sip, "u1");
     assert!(ok, "sipp failed:\n{log}");
@@ -298,17 +286,7 @@ this is not what the content type says\n",
     body.push_str(
         "  <recv response=\"400\">\n    <action><ereg regexp=\"SIP/2.0 400 malformed body\" search_in=\"msg\" check_it=\"true\" assign_to=\"r\"/></action>\n  </recv>\n",
     );
-    body.push_str(&send(
-        "ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0\n\
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]\n\
-From: <sip:src@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
-[last_To:]\n\
-Call-ID: [call_id]\n\
-CSeq: 1 ACK\n\
-Max-Forwards: 70\n\
-Content-Length: 0\n",
-        false,
-    ));
+    body.push_str(&ack_final_failure("[branch-3]"));
     body.push_str(&options_ping());
     body.push_str("  <Reference variables=\"r\"/>\n");
     let (ok, log) = run_sipp(dir.path(), &scenario(&body), server.sip, "u1");
@@ -454,13 +432,7 @@ fn agent_leaving_a_third_party_call_continues_when_the_settings_say_so() {
     let server = Server::start_with_settings(|_| {}, settings.validate().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let (pcap, _) = two_party_capture(dir.path(), 4.0);
-    let mut body = establish("sendonly");
-    body.push_str(&play_and_wait(&pcap, 1000));
-    body.push_str(&reinvite_metadata(2, THIRD_PARTY_JOINS));
-    body.push_str("  <pause milliseconds=\"500\"/>\n");
-    body.push_str(&reinvite_metadata(3, AGENT_LEAVES));
-    body.push_str("  <pause milliseconds=\"3000\"/>\n");
-    body.push_str(&hang_up(4));
+    let body = third_party_joins_then_agent_leaves(&pcap, 3000);
     let (ok, log) = run_sipp(dir.path(), &scenario(&body), server.sip, "u1");
     assert!(ok, "sipp failed:\n{log}");
 
@@ -600,21 +572,7 @@ fn a_stream_added_by_reinvite_is_recorded_on_its_participants_side() {
     let dir = tempfile::tempdir().unwrap();
     // Agent 1 kHz on label 1, end user 400 Hz on label 2, 6 s.
     let pcap = dir.path().join("call.pcap");
-    write_pcap(
-        &pcap,
-        &[
-            PcapStream {
-                dport: 6000,
-                ssrc: 0x1111,
-                samples: tone(1000.0, 6.0, 0.25),
-            },
-            PcapStream {
-                dport: 6002,
-                ssrc: 0x2222,
-                samples: tone(400.0, 6.0, 0.25),
-            },
-        ],
-    );
+    two_tone_capture(&pcap, 6.0);
     let mut body = establish("sendonly");
     body.push_str(&play_and_wait(&pcap, 1500));
     // The re-INVITE adds m-line 3 (label 3) with the third party's metadata.

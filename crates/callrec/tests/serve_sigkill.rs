@@ -70,14 +70,23 @@ fn spawn_sipp_named(dir: &Path, name: &str, scenario: &str, target: SocketAddr) 
     Proc(child)
 }
 
-#[test]
-fn sigkill_mid_call_then_restart_delivers_the_repaired_recording_as_partial() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// The loopback addresses and the configuration file of one test server:
+/// SIP and HTTP on free ports, a private RTP range, checkpoints every
+/// second, the agent recognised by its domain; `format` and the TOML
+/// sections `extra` (storage, delivery) vary per test.
+struct TestServer {
+    data: std::path::PathBuf,
+    sip: SocketAddr,
+    http: SocketAddr,
+    config: std::path::PathBuf,
+}
+
+fn test_server(dir: &Path, rtp_base: u16, format: &str, extra: &str) -> TestServer {
+    let data = dir.join("data");
     let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let rtp = 30000 + (std::process::id() % 50) as u16 * 200;
-    let config = dir.path().join("callrec.toml");
+    let rtp = rtp_base + (std::process::id() % 50) as u16 * 200;
+    let config = dir.join("callrec.toml");
     std::fs::write(
         &config,
         format!(
@@ -92,36 +101,42 @@ bind_address = "127.0.0.1"
 port_min = {rtp}
 port_max = {rtp_max}
 [recording]
-format = "wav"
+format = "{format}"
 checkpoint_secs = 1
 role_rules = [{{ rule = "agent_address_pattern", pattern = "*@agents.example.com" }}]
-[delivery]
-scan_interval_secs = 1
-"#,
+{extra}"#,
             data = data.display(),
             rtp_max = rtp + 199,
         ),
     )
     .unwrap();
+    TestServer {
+        data,
+        sip,
+        http,
+        config,
+    }
+}
+
+#[test]
+fn sigkill_mid_call_then_restart_delivers_the_repaired_recording_as_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let TestServer {
+        data,
+        sip,
+        http,
+        config,
+    } = test_server(
+        dir.path(),
+        30000,
+        "wav",
+        "[delivery]\nscan_interval_secs = 1\n",
+    );
 
     let mut server = serve(&config, http, &dir.path().join("first.log"));
     // Tone on both streams for 20 s; the call would last 60 s.
     let pcap = dir.path().join("call.pcap");
-    write_pcap(
-        &pcap,
-        &[
-            PcapStream {
-                dport: 6000,
-                ssrc: 0x1111,
-                samples: tone(1000.0, 20.0, 0.25),
-            },
-            PcapStream {
-                dport: 6002,
-                ssrc: 0x2222,
-                samples: tone(400.0, 20.0, 0.25),
-            },
-        ],
-    );
+    two_tone_capture(&pcap, 20.0);
     let mut body = establish("sendonly");
     body.push_str(&play_and_wait(&pcap, 60_000));
     body.push_str(&hang_up(2));
@@ -267,32 +282,20 @@ fn call_ids(list: &[serde_json::Value]) -> Vec<String> {
 #[test]
 fn sigkill_with_recordings_in_every_state_then_restart_delivers_them_all() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let s3_dir = dir.path().join("s3");
     std::fs::create_dir_all(s3_dir.join("rec")).unwrap();
     let s3_port = free_port();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let rtp = 20000 + (std::process::id() % 50) as u16 * 200;
-    let config = dir.path().join("callrec.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"data_dir = "{data}"
-[sip]
-udp_listen = "{sip}"
-tcp_listen = ""
-[http]
-listen = "{http}"
-[rtp]
-bind_address = "127.0.0.1"
-port_min = {rtp}
-port_max = {rtp_max}
-[recording]
-format = "mp3"
-checkpoint_secs = 1
-role_rules = [{{ rule = "agent_address_pattern", pattern = "*@agents.example.com" }}]
-[storage]
+    let TestServer {
+        data,
+        sip,
+        http,
+        config,
+    } = test_server(
+        dir.path(),
+        20000,
+        "mp3",
+        &format!(
+            r#"[storage]
 backend = "s3"
 endpoint = "http://127.0.0.1:{s3_port}"
 region = "us-east-1"
@@ -305,30 +308,13 @@ concurrency = 1
 scan_interval_secs = 1
 backoff_base_secs = 1
 backoff_max_secs = 2
-"#,
-            data = data.display(),
-            rtp_max = rtp + 199,
+"#
         ),
-    )
-    .unwrap();
+    );
     // 60 s of 1 kHz from the agent (label 1, the first stream) and 400 Hz
     // from the end user (label 2).
     let pcap = dir.path().join("call.pcap");
-    write_pcap(
-        &pcap,
-        &[
-            PcapStream {
-                dport: 6000,
-                ssrc: 0x1111,
-                samples: tone(1000.0, 60.0, 0.25),
-            },
-            PcapStream {
-                dport: 6002,
-                ssrc: 0x2222,
-                samples: tone(400.0, 60.0, 0.25),
-            },
-        ],
-    );
+    two_tone_capture(&pcap, 60.0);
     let short_call = || {
         let mut b = establish("sendonly");
         b.push_str(&play_and_wait(&pcap, 2_000));

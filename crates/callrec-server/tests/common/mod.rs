@@ -847,16 +847,57 @@ pub fn invite_refused(status: u16) -> String {
     body.push_str(&format!(
         "  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"{status}\"/>\n"
     ));
-    body.push_str(&send(
-        "ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0\n\
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]\n\
+    body.push_str(&ack_final_failure("[branch-3]"));
+    body
+}
+
+/// The ACK of a non-2xx final response to the initial INVITE (same
+/// transaction: its `branch`).
+pub fn ack_final_failure(branch: &str) -> String {
+    send(
+        &format!(
+            "ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch={branch}\n\
 From: <sip:src@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
 [last_To:]\n\
 Call-ID: [call_id]\n\
 CSeq: 1 ACK\n\
 Max-Forwards: 70\n\
-Content-Length: 0\n",
+Content-Length: 0\n"
+        ),
         false,
-    ));
+    )
+}
+
+/// A capture of the two tones most tests use, `secs` long: the agent's
+/// 1 kHz on label 1 (port 6000), the end user's 400 Hz on label 2 (6002).
+pub fn two_tone_capture(path: &Path, secs: f64) {
+    write_pcap(
+        path,
+        &[
+            PcapStream {
+                dport: 6000,
+                ssrc: 0x1111,
+                samples: tone(1000.0, secs, 0.25),
+            },
+            PcapStream {
+                dport: 6002,
+                ssrc: 0x2222,
+                samples: tone(400.0, secs, 0.25),
+            },
+        ],
+    );
+}
+
+/// Scenario body: play `pcap`, a third party joins (metadata), the agent
+/// leaves, `tail_ms` later BYE.
+pub fn third_party_joins_then_agent_leaves(pcap: &Path, tail_ms: u64) -> String {
+    let mut body = establish("sendonly");
+    body.push_str(&play_and_wait(pcap, 1000));
+    body.push_str(&reinvite_metadata(2, THIRD_PARTY_JOINS));
+    body.push_str("  <pause milliseconds=\"500\"/>\n");
+    body.push_str(&reinvite_metadata(3, AGENT_LEAVES));
+    body.push_str(&format!("  <pause milliseconds=\"{tail_ms}\"/>\n"));
+    body.push_str(&hang_up(4));
     body
 }
