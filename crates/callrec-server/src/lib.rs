@@ -31,6 +31,7 @@ pub mod ports;
 pub mod recording;
 pub mod settings_store;
 pub mod sip;
+pub mod sip_guard;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -569,7 +570,7 @@ impl App {
                 })?;
             let conn = UdpConnection::attach(
                 UdpInner {
-                    conn: Arc::new(socket),
+                    conn: Arc::new(sip_guard::GuardedUdp::new(socket, state.clone())),
                     addr: SipAddr {
                         r#type: Some(rsipstack::sip::Transport::Udp),
                         addr: local.into(),

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub refused_5xx: Counter,
     /// OPTIONS answered out of dialog.
     pub options: Counter,
+    /// SIP datagrams refused as malformed (answered 400 or dropped).
+    pub sip_malformed: Counter,
     /// RTP packets accepted into a recording.
     pub packets_received: Counter,
     /// RTP packets missing (gaps in sequence numbers), counted at the end of each call.
@@ -156,6 +158,11 @@ impl Metrics {
             "callrec_options_total",
             "OPTIONS requests answered.",
             &[("", self.options.get())],
+        );
+        counter(
+            "callrec_sip_malformed_total",
+            "SIP datagrams refused as malformed (answered 400, or dropped when no answer may be sent).",
+            &[("", self.sip_malformed.get())],
         );
         s
     }

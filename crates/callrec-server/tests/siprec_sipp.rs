@@ -299,6 +299,143 @@ this is not what the content type says\n",
     assert_eq!(metric(&m, "callrec_options_total"), 1);
 }
 
+/// Sends one datagram to the server and returns its answer, if any came
+/// within `wait`.
+fn udp_exchange(
+    socket: &std::net::UdpSocket,
+    to: std::net::SocketAddr,
+    datagram: &[u8],
+    wait: Duration,
+) -> Option<String> {
+    socket.send_to(datagram, to).unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    match socket.recv_from(&mut buf) {
+        Ok((n, _)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn malformed_sip_datagrams_get_400_with_the_reason_or_are_dropped_and_the_server_keeps_serving() {
+    let server = Server::start(|_| {});
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = socket.local_addr().unwrap();
+    // `n` tells the requests apart (branch and Call-ID).
+    let request = |n: u32, start: &str, cseq: &str, extra: &str| {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{n}\r\n\
+From: <sip:src@{me}>;tag=src1\r\nTo: <sip:srs@{srs}>\r\nCall-ID: bad-{n}@test\r\n\
+CSeq: {cseq}\r\n{extra}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            srs = server.sip,
+        )
+    };
+    let invite_line = format!("INVITE sip:srs@{} SIP/2.0", server.sip);
+    // 1. An INVITE whose CSeq is not a number: 400, the culprit named, the
+    //    dialog-forming headers copied back.
+    let bad_cseq = request(1, &invite_line, "one INVITE", "Require: siprec\r\n");
+    let answer = udp_exchange(
+        &socket,
+        server.sip,
+        bad_cseq.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .expect("a 400 for the bad CSeq");
+    let first = answer.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "SIP/2.0 400 Malformed SIP: CSeq 'one INVITE' is not 'number METHOD' (number below 2^31)"
+    );
+    assert!(answer.contains("Call-ID: bad-1@test\r\n"), "{answer}");
+    assert!(answer.contains("CSeq: one INVITE\r\n"), "{answer}");
+    assert!(
+        answer.contains(&format!("Via: SIP/2.0/UDP {me};branch=z9hG4bK-1\r\n")),
+        "{answer}"
+    );
+    // 2. A header line without a colon.
+    let no_colon = request(2, &invite_line, "2 INVITE", "Require siprec\r\n");
+    let answer = udp_exchange(
+        &socket,
+        server.sip,
+        no_colon.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .expect("a 400 for the header without a colon");
+    assert!(
+        answer.starts_with(
+            "SIP/2.0 400 Malformed SIP: header line 7 ('Require siprec') is not 'Name: value'\r\n"
+        ),
+        "{answer}"
+    );
+    // 3. Binary garbage (a stray RTP packet on the SIP port): no answer.
+    let garbage = [
+        0x80u8, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0x11, 0x11, 0x11, 0x11, 0xff, 0xfe,
+    ];
+    assert_eq!(
+        udp_exchange(&socket, server.sip, &garbage, Duration::from_millis(500)),
+        None
+    );
+    // 4. The server still serves: a good OPTIONS is answered 200.
+    let options = request(
+        3,
+        &format!("OPTIONS sip:srs@{} SIP/2.0", server.sip),
+        "3 OPTIONS",
+        "",
+    );
+    let answer = udp_exchange(
+        &socket,
+        server.sip,
+        options.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .expect("OPTIONS answered");
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    let m = server.metrics();
+    assert_eq!(metric(&m, "callrec_sip_malformed_total"), 3);
+    assert_eq!(metric(&m, "callrec_options_total"), 1);
+    // A malformed datagram never becomes a session.
+    assert_eq!(metric(&m, "callrec_calls_total"), 0);
+}
+
+#[test]
+fn over_tcp_a_malformed_message_closes_its_connection_and_others_are_served() {
+    use std::io::{Read, Write};
+    let server = Server::start(|_| {});
+    let options = |me: std::net::SocketAddr, cseq: &str| {
+        format!(
+            "OPTIONS sip:srs@{srs} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-t{n}\r\n\
+From: <sip:src@{me}>;tag=t1\r\nTo: <sip:srs@{srs}>\r\nCall-ID: tcp-{n}@test\r\n\
+CSeq: {cseq}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            srs = server.sip,
+            n = cseq.len(),
+        )
+    };
+    // A message whose Content-Length is not a number: the stream cannot be
+    // framed any more, and rsipstack closes the connection.
+    let mut bad = std::net::TcpStream::connect(server.sip).unwrap();
+    let me = bad.local_addr().unwrap();
+    let msg = options(me, "1 OPTIONS").replace("Content-Length: 0", "Content-Length: zero");
+    bad.write_all(msg.as_bytes()).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    let closed = bad.read_to_end(&mut rest);
+    assert!(closed.is_ok(), "the connection was not closed: {closed:?}");
+    assert!(
+        rest.is_empty(),
+        "unexpected answer: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    // A new connection is served.
+    let mut good = std::net::TcpStream::connect(server.sip).unwrap();
+    let me = good.local_addr().unwrap();
+    good.write_all(options(me, "2 OPTIONS").as_bytes()).unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = good.read(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+}
+
 #[test]
 fn sources_outside_the_allowed_networks_get_403() {
     let server = Server::start(|c| {
