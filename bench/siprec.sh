@@ -20,6 +20,8 @@ server_pid=
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
   wait 2>/dev/null || true
+  # BENCH_KEEP_DB=PATH: keep a copy of the SQLite catalog to study.
+  [ -n "${BENCH_KEEP_DB:-}" ] && sqlite3 "$work/data/catalog.db" ".backup $BENCH_KEEP_DB" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -160,6 +162,8 @@ echo "rtp packets counted:         $received (queue drops: $dropped)"
 echo "cpu seconds per call minute: $(echo "scale=4; $cpu_s / ($calls * $secs / 60)" | bc)"
 echo "rss per active call (KiB):   $(( (peak - rss0) / calls )) (peak $peak KiB, idle $rss0 KiB)"
 echo "end-of-call to file (mean):  $(echo "scale=1; ${fin_ms:-0} / ${finished:-1}" | bc) ms"
+up_sum=$(m 'callrec_upload_duration_seconds_sum'); up_n=$(m 'callrec_upload_duration_seconds_count')
+echo "upload and verify (mean):    $(echo "scale=1; ${up_sum:-0} * 1000 / ${up_n:-1}" | bc) ms ($up_n uploads when the calls ended)"
 # BYE -> delivered (local storage), from the catalog: each call's end time
 # against its recording's delivery time. Waits (bounded) for the worker.
 # With CALLREC_CATALOG__URL=postgres://... the PostgreSQL catalog is asked
@@ -182,5 +186,15 @@ if { [ -n "${CALLREC_CATALOG__URL:-}" ] && command -v psql >/dev/null; } || { co
     p99=$(echo "$lat" | sed -n "$(( (n * 99 + 99) / 100 ))p")
     max=$(echo "$lat" | tail -1)
     echo "bye to delivered (p50, p99): ${p50} ms, ${p99} ms (p90 ${p90} ms, max ${max} ms; $n delivered, $left not yet)"
+    # Where that time goes: BYE to each status change, as the catalog
+    # recorded it (finalizing and spooled when the catalog task applied
+    # them, uploading when the delivery worker took the recording).
+    for st in finalizing spooled uploading delivered; do
+      lat=$(q "select h.at - c.ended_at from recording_status_history h join recordings r on r.id = h.recording_id join calls c on c.id = r.call_id where h.to_status = '$st' order by 1")
+      n=$(echo "$lat" | grep -c . || true)
+      [ "$n" -gt 0 ] || continue
+      printf '  bye to %-11s p50 %6s ms, p99 %6s ms\n' "$st:" \
+        "$(echo "$lat" | sed -n "$(( (n + 1) / 2 ))p")" "$(echo "$lat" | sed -n "$(( (n * 99 + 99) / 100 ))p")"
+    done
   fi
 fi

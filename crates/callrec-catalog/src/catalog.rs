@@ -166,6 +166,69 @@ pub trait Catalog: Send + Sync + 'static {
     /// `start_ms > end_ms`.
     async fn add_pause(&self, id: RecordingId, span: PauseSpan) -> Result<(), CatalogError>;
 
+    /// Applies several changes with one commit (group commit: what a
+    /// recorder ending hundreds of calls at once needs from SQLite, where
+    /// every commit is an fsync, and from PostgreSQL, where it is a round
+    /// trip). Each change succeeds or fails on its own, as its single write
+    /// would (a savepoint each), and the results come back in order.
+    /// `Err` only when the batch as a whole could not be written (no
+    /// connection, the commit failed): then none of it was.
+    ///
+    /// The default applies them one by one, each with its own commit;
+    /// [`SqlCatalog`](crate::SqlCatalog) overrides it.
+    async fn apply_changes(
+        &self,
+        changes: &[CatalogChange],
+    ) -> Result<Vec<Result<ChangeOutcome, CatalogError>>, CatalogError> {
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            use CatalogChange::*;
+            out.push(match change {
+                Transition {
+                    id,
+                    from,
+                    to,
+                    reason,
+                    at,
+                } => self
+                    .transition(*id, from, *to, reason, *at)
+                    .await
+                    .map(|r| ChangeOutcome::Recording(Box::new(r))),
+                MarkSpooled {
+                    id,
+                    audio,
+                    reason,
+                    at,
+                } => self
+                    .mark_spooled(*id, audio, reason, *at)
+                    .await
+                    .map(|r| ChangeOutcome::Recording(Box::new(r))),
+                MarkDelivered { id, location, at } => self
+                    .mark_delivered(*id, location, *at)
+                    .await
+                    .map(|r| ChangeOutcome::Recording(Box::new(r))),
+                EndCall { call, at } => self.end_call(call, *at).await.map(|_| ChangeOutcome::Done),
+                AddPause { id, span } => self
+                    .add_pause(*id, *span)
+                    .await
+                    .map(|_| ChangeOutcome::Done),
+                AddDecision { call, decision } => self
+                    .add_decision(call, decision)
+                    .await
+                    .map(|_| ChangeOutcome::Done),
+                AddParticipant { call, participant } => self
+                    .add_participant(call, participant)
+                    .await
+                    .map(ChangeOutcome::Participant),
+                ParticipantLeft { participant_id, at } => self
+                    .participant_left(*participant_id, *at)
+                    .await
+                    .map(|_| ChangeOutcome::Done),
+            });
+        }
+        Ok(out)
+    }
+
     /// Recordings for the upload worker; see [`StatusQuery`].
     async fn find_by_status(&self, query: &StatusQuery) -> Result<Vec<Recording>, CatalogError>;
 

@@ -84,6 +84,11 @@ pub enum CatalogError {
     )]
     Corrupt { what: &'static str, detail: String },
 
+    /// The batch this change was written in failed as a whole (see
+    /// [`GroupCommit`](crate::GroupCommit)): nothing of it was written.
+    #[error("the catalog batch this change was in failed: {0}; it is retried by whoever asked")]
+    BatchFailed(String),
+
     /// Any other database failure.
     #[error("catalog database error: {0}; check that the database server is up and see its log")]
     Database(#[from] sqlx::Error),

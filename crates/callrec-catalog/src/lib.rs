@@ -20,10 +20,12 @@
 
 mod catalog;
 mod error;
+mod group;
 mod sql;
 mod types;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;
+pub use group::GroupCommit;
 pub use sql::{Backend, OpenOptions, SqlCatalog, redact_url};
 pub use types::*;

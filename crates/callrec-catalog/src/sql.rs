@@ -76,6 +76,15 @@ impl Default for OpenOptions {
 pub struct SqlCatalog {
     pool: AnyPool,
     backend: Backend,
+    /// The connections that write. On a SQLite file: a pool of one, so
+    /// that writers queue here and wake the moment the one before commits.
+    /// SQLite has one writer at a time, and a connection that finds the
+    /// write lock taken waits in SQLite's busy handler, which sleeps (up to
+    /// 100 ms a try) instead of waking when the lock is free: a burst of
+    /// call ends spent most of its time asleep. Reads keep `pool` and never
+    /// queue behind writes (WAL). On PostgreSQL (and SQLite in memory) it
+    /// is `pool` itself.
+    writes: AnyPool,
 }
 
 /// The URL with the password, if any, replaced by `***`.
@@ -198,7 +207,11 @@ impl SqlCatalog {
                 }
             }
         }
-        let pool = pool_options.connect(&url).await.map_err(connect_error)?;
+        let pool = pool_options
+            .clone()
+            .connect(&url)
+            .await
+            .map_err(connect_error)?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -207,7 +220,21 @@ impl SqlCatalog {
             .run(&pool)
             .await
             .map_err(|source| CatalogError::Migrate { source })?;
-        Ok(SqlCatalog { pool, backend })
+        let writes = match backend {
+            Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => {
+                pool_options
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .map_err(connect_error)?
+            }
+            _ => pool.clone(),
+        };
+        Ok(SqlCatalog {
+            pool,
+            backend,
+            writes,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -222,91 +249,298 @@ impl SqlCatalog {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 
+    /// A transaction for a write (see `writes`).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>, CatalogError> {
+        Ok(self.writes.begin().await?)
+    }
+
+    /// A connection for a single write statement (see `writes`).
+    async fn write_conn(&self) -> Result<sqlx::pool::PoolConnection<Any>, CatalogError> {
+        Ok(self.writes.acquire().await?)
+    }
+
     async fn change_status(&self, change: StatusUpdate<'_>) -> Result<Recording, CatalogError> {
-        let StatusUpdate {
+        let mut tx = self.begin_write().await?;
+        let recording = change_status_on(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(recording)
+    }
+}
+
+/// One status change on `conn` (inside the caller's transaction): the row
+/// updated if it was in an allowed status, its history appended, the audit
+/// entry written. When no row changed, the error says why (missing, in
+/// another status, or a forbidden change), and nothing was written.
+async fn change_status_on(
+    conn: &mut AnyConnection,
+    change: StatusUpdate<'_>,
+) -> Result<Recording, CatalogError> {
+    let StatusUpdate {
+        id,
+        from,
+        to,
+        reason,
+        at,
+        set_extra,
+        audit,
+        allow_same,
+    } = change;
+    let allowed: Vec<RecordingStatus> = from
+        .iter()
+        .copied()
+        .filter(|s| s.can_become(to) || (allow_same && *s == to))
+        .collect();
+    let updated = if allowed.is_empty() {
+        None
+    } else {
+        let mut sql = Sql::new("UPDATE recordings SET previous_status = status, status = ");
+        sql.bind(to.as_str());
+        sql.push(", status_reason = ");
+        sql.bind(reason);
+        sql.push(", status_changed_at = ");
+        sql.bind(at.0);
+        for (column, value) in set_extra {
+            sql.push(", ");
+            sql.push(column);
+            sql.push(" = ");
+            match value {
+                Extra::Value(v) => sql.bind(v),
+                Extra::Sql(expr) => sql.push(expr),
+            }
+        }
+        sql.push(" WHERE id = ");
+        sql.bind(id.to_string());
+        sql.push(" AND status IN (");
+        sql.bind_list(allowed.iter().map(|s| s.as_str()));
+        sql.push(") RETURNING previous_status, ");
+        sql.push(RECORDING_COLUMNS);
+        sql.query().fetch_optional(&mut *conn).await?
+    };
+    let Some(row) = updated else {
+        let current = fetch_recording(&mut *conn, id).await?;
+        return Err(if from.contains(&current.status) {
+            CatalogError::ForbiddenTransition {
+                from: current.status,
+                to,
+            }
+        } else {
+            CatalogError::StatusMismatch {
+                id,
+                current: current.status,
+                expected: from
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        });
+    };
+    let previous: String = row.try_get("previous_status")?;
+    let recording = recording_from_row(&row)?;
+    sqlx::query(
+        "INSERT INTO recording_status_history (recording_id, at, from_status, to_status, reason) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.to_string())
+    .bind(at.0)
+    .bind(previous)
+    .bind(to.as_str())
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(entry) = audit {
+        insert_audit(&mut *conn, entry).await?;
+    }
+    Ok(recording)
+}
+
+async fn fetch_recording(
+    conn: &mut AnyConnection,
+    id: RecordingId,
+) -> Result<Recording, CatalogError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = $1"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| CatalogError::not_found("recording", id))?;
+    recording_from_row(&row)
+}
+
+/// The change of `mark_spooled`: finalizing or failed → spooled, with the
+/// file's facts, due for delivery at once.
+fn spooled_update<'a>(
+    id: RecordingId,
+    audio: &SpooledAudio,
+    reason: &'a str,
+    at: UnixMillis,
+) -> Result<StatusUpdate<'a>, CatalogError> {
+    Ok(StatusUpdate {
+        id,
+        from: &[RecordingStatus::Finalizing, RecordingStatus::Failed],
+        to: RecordingStatus::Spooled,
+        reason,
+        at,
+        set_extra: vec![
+            ("spool_path", Extra::Value(audio.spool_path.clone().into())),
+            (
+                "size_bytes",
+                Extra::Value(to_i64("recording size", audio.size_bytes)?.into()),
+            ),
+            ("sha256", Extra::Value(audio.sha256.clone().into())),
+            (
+                "duration_ms",
+                Extra::Value(to_i64("recording duration", audio.duration_ms)?.into()),
+            ),
+            ("is_partial", Extra::Value(i64::from(audio.partial).into())),
+            ("next_attempt_at", Extra::Value(at.0.into())),
+        ],
+        audit: None,
+        allow_same: false,
+    })
+}
+
+/// The change of `mark_delivered`: uploading → delivered, with where.
+fn delivered_update(
+    id: RecordingId,
+    location: &StorageLocation,
+    at: UnixMillis,
+) -> StatusUpdate<'static> {
+    StatusUpdate {
+        id,
+        from: &[RecordingStatus::Uploading],
+        to: RecordingStatus::Delivered,
+        reason: "delivered and verified",
+        at,
+        set_extra: vec![
+            (
+                "storage_backend",
+                Extra::Value(location.backend.clone().into()),
+            ),
+            ("storage_key", Extra::Value(location.key.clone().into())),
+            ("delivered_at", Extra::Value(at.0.into())),
+            ("attempts", Extra::Sql("attempts + 1")),
+            ("spool_path", Extra::Value(Arg::Text(None))),
+            ("next_attempt_at", Extra::Value(Arg::Int(None))),
+        ],
+        audit: None,
+        allow_same: false,
+    }
+}
+
+async fn end_call_on(
+    conn: &mut AnyConnection,
+    id: &CallId,
+    at: UnixMillis,
+) -> Result<(), CatalogError> {
+    let done = sqlx::query("UPDATE calls SET ended_at = $1 WHERE id = $2")
+        .bind(at.0)
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(CatalogError::not_found("call", id));
+    }
+    Ok(())
+}
+
+async fn participant_left_on(
+    conn: &mut AnyConnection,
+    participant_id: i64,
+    at: UnixMillis,
+) -> Result<(), CatalogError> {
+    let done = sqlx::query("UPDATE participants SET left_at = $1 WHERE id = $2")
+        .bind(at.0)
+        .bind(participant_id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(CatalogError::not_found("participant", participant_id));
+    }
+    Ok(())
+}
+
+async fn insert_pause(
+    conn: &mut AnyConnection,
+    id: RecordingId,
+    span: PauseSpan,
+) -> Result<(), CatalogError> {
+    if span.start_ms > span.end_ms {
+        return Err(CatalogError::invalid(
+            "pause span",
+            format!(
+                "it starts at {} ms after it ends at {} ms, swap them",
+                span.start_ms, span.end_ms
+            ),
+        ));
+    }
+    sqlx::query("INSERT INTO pauses (recording_id, start_ms, end_ms) VALUES ($1, $2, $3)")
+        .bind(id.to_string())
+        .bind(to_i64("pause start", span.start_ms)?)
+        .bind(to_i64("pause end", span.end_ms)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                CatalogError::not_found("recording", id)
+            } else {
+                CatalogError::from(e)
+            }
+        })?;
+    Ok(())
+}
+
+/// One change of a batch, on `conn` (inside the batch's transaction).
+async fn apply_change_on(
+    conn: &mut AnyConnection,
+    change: &CatalogChange,
+) -> Result<ChangeOutcome, CatalogError> {
+    use CatalogChange::*;
+    let recording = |r| ChangeOutcome::Recording(Box::new(r));
+    Ok(match change {
+        Transition {
             id,
             from,
             to,
             reason,
             at,
-            set_extra,
-            audit,
-            allow_same,
-        } = change;
-        let allowed: Vec<RecordingStatus> = from
-            .iter()
-            .copied()
-            .filter(|s| s.can_become(to) || (allow_same && *s == to))
-            .collect();
-        let mut tx = self.pool.begin().await?;
-        let updated = if allowed.is_empty() {
-            None
-        } else {
-            let mut sql = Sql::new("UPDATE recordings SET previous_status = status, status = ");
-            sql.bind(to.as_str());
-            sql.push(", status_reason = ");
-            sql.bind(reason);
-            sql.push(", status_changed_at = ");
-            sql.bind(at.0);
-            for (column, value) in set_extra {
-                sql.push(", ");
-                sql.push(column);
-                sql.push(" = ");
-                match value {
-                    Extra::Value(v) => sql.bind(v),
-                    Extra::Sql(expr) => sql.push(expr),
-                }
-            }
-            sql.push(" WHERE id = ");
-            sql.bind(id.to_string());
-            sql.push(" AND status IN (");
-            sql.bind_list(allowed.iter().map(|s| s.as_str()));
-            sql.push(") RETURNING previous_status, ");
-            sql.push(RECORDING_COLUMNS);
-            sql.query().fetch_optional(&mut *tx).await?
-        };
-        let Some(row) = updated else {
-            drop(tx);
-            let current = self.get_recording(id).await?;
-            return Err(if from.contains(&current.status) {
-                CatalogError::ForbiddenTransition {
-                    from: current.status,
-                    to,
-                }
-            } else {
-                CatalogError::StatusMismatch {
-                    id,
-                    current: current.status,
-                    expected: from
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-            });
-        };
-        let previous: String = row.try_get("previous_status")?;
-        let recording = recording_from_row(&row)?;
-        sqlx::query(
-            "INSERT INTO recording_status_history (recording_id, at, from_status, to_status, reason) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id.to_string())
-        .bind(at.0)
-        .bind(previous)
-        .bind(to.as_str())
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(entry) = audit {
-            insert_audit(&mut tx, entry).await?;
+        } => recording(
+            change_status_on(conn, StatusUpdate::plain(*id, from, *to, reason, *at)).await?,
+        ),
+        MarkSpooled {
+            id,
+            audio,
+            reason,
+            at,
+        } => recording(change_status_on(conn, spooled_update(*id, audio, reason, *at)?).await?),
+        MarkDelivered { id, location, at } => {
+            recording(change_status_on(conn, delivered_update(*id, location, *at)).await?)
         }
-        tx.commit().await?;
-        Ok(recording)
-    }
+        EndCall { call, at } => {
+            end_call_on(conn, call, *at).await?;
+            ChangeOutcome::Done
+        }
+        AddPause { id, span } => {
+            insert_pause(conn, *id, *span).await?;
+            ChangeOutcome::Done
+        }
+        AddDecision { call, decision } => {
+            insert_decision(conn, call, decision).await?;
+            ChangeOutcome::Done
+        }
+        AddParticipant { call, participant } => {
+            ChangeOutcome::Participant(insert_participant(conn, call, participant).await?)
+        }
+        ParticipantLeft { participant_id, at } => {
+            participant_left_on(conn, *participant_id, *at).await?;
+            ChangeOutcome::Done
+        }
+    })
 }
 
 fn check_schema_name(schema: &str) -> Result<(), CatalogError> {
@@ -420,6 +654,28 @@ struct StatusUpdate<'a> {
     audit: Option<&'a NewAuditEntry>,
     /// Allow `to -> to` (only `record_attempt_failure`: failed -> failed).
     allow_same: bool,
+}
+
+impl<'a> StatusUpdate<'a> {
+    /// A status change and nothing else (`Catalog::transition`).
+    fn plain(
+        id: RecordingId,
+        from: &'a [RecordingStatus],
+        to: RecordingStatus,
+        reason: &'a str,
+        at: UnixMillis,
+    ) -> Self {
+        StatusUpdate {
+            id,
+            from,
+            to,
+            reason,
+            at,
+            set_extra: Vec::new(),
+            audit: None,
+            allow_same: false,
+        }
+    }
 }
 
 const RECORDING_COLUMNS: &str = "id, call_id, format, status, status_reason, status_changed_at, \
@@ -594,7 +850,8 @@ fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
 #[async_trait]
 impl Catalog for SqlCatalog {
     async fn create_call(&self, call: &NewCall) -> Result<(), CatalogError> {
-        insert_call(&mut *self.pool.acquire().await?, call).await
+        let mut conn = self.write_conn().await?;
+        insert_call(&mut conn, call).await
     }
 
     async fn get_call(&self, id: &CallId) -> Result<Call, CatalogError> {
@@ -624,15 +881,8 @@ impl Catalog for SqlCatalog {
     }
 
     async fn end_call(&self, id: &CallId, at: UnixMillis) -> Result<(), CatalogError> {
-        let done = sqlx::query("UPDATE calls SET ended_at = $1 WHERE id = $2")
-            .bind(at.0)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(CatalogError::not_found("call", id));
-        }
-        Ok(())
+        let mut conn = self.write_conn().await?;
+        end_call_on(&mut conn, id, at).await
     }
 
     async fn add_decision(
@@ -640,7 +890,8 @@ impl Catalog for SqlCatalog {
         id: &CallId,
         decision: &PolicyDecision,
     ) -> Result<(), CatalogError> {
-        insert_decision(&mut *self.pool.acquire().await?, id, decision).await
+        let mut conn = self.write_conn().await?;
+        insert_decision(&mut conn, id, decision).await
     }
 
     async fn add_participant(
@@ -648,7 +899,8 @@ impl Catalog for SqlCatalog {
         call: &CallId,
         participant: &NewParticipant,
     ) -> Result<Participant, CatalogError> {
-        insert_participant(&mut *self.pool.acquire().await?, call, participant).await
+        let mut conn = self.write_conn().await?;
+        insert_participant(&mut conn, call, participant).await
     }
 
     async fn participant_left(
@@ -656,15 +908,8 @@ impl Catalog for SqlCatalog {
         participant_id: i64,
         at: UnixMillis,
     ) -> Result<(), CatalogError> {
-        let done = sqlx::query("UPDATE participants SET left_at = $1 WHERE id = $2")
-            .bind(at.0)
-            .bind(participant_id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(CatalogError::not_found("participant", participant_id));
-        }
-        Ok(())
+        let mut conn = self.write_conn().await?;
+        participant_left_on(&mut conn, participant_id, at).await
     }
 
     async fn participants(&self, call: &CallId) -> Result<Vec<Participant>, CatalogError> {
@@ -681,7 +926,7 @@ impl Catalog for SqlCatalog {
     }
 
     async fn create_recording(&self, new: &NewRecording) -> Result<Recording, CatalogError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let recording = insert_recording(&mut tx, new).await?;
         tx.commit().await?;
         Ok(recording)
@@ -689,7 +934,7 @@ impl Catalog for SqlCatalog {
 
     async fn start_call(&self, start: &CallStart) -> Result<CallStarted, CatalogError> {
         // One transaction: one commit (one fsync on SQLite) per new call.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_call(&mut tx, &start.call).await?;
         let mut participants = Vec::with_capacity(start.participants.len());
         for p in &start.participants {
@@ -705,14 +950,7 @@ impl Catalog for SqlCatalog {
     }
 
     async fn get_recording(&self, id: RecordingId) -> Result<Recording, CatalogError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = $1"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| CatalogError::not_found("recording", id))?;
-        recording_from_row(&row)
+        fetch_recording(&mut *self.pool.acquire().await?, id).await
     }
 
     async fn recordings_of_call(&self, call: &CallId) -> Result<Vec<Recording>, CatalogError> {
@@ -782,17 +1020,8 @@ impl Catalog for SqlCatalog {
         reason: &str,
         at: UnixMillis,
     ) -> Result<Recording, CatalogError> {
-        self.change_status(StatusUpdate {
-            id,
-            from,
-            to,
-            reason,
-            at,
-            set_extra: Vec::new(),
-            audit: None,
-            allow_same: false,
-        })
-        .await
+        self.change_status(StatusUpdate::plain(id, from, to, reason, at))
+            .await
     }
 
     async fn mark_spooled(
@@ -802,30 +1031,8 @@ impl Catalog for SqlCatalog {
         reason: &str,
         at: UnixMillis,
     ) -> Result<Recording, CatalogError> {
-        self.change_status(StatusUpdate {
-            id,
-            from: &[RecordingStatus::Finalizing, RecordingStatus::Failed],
-            to: RecordingStatus::Spooled,
-            reason,
-            at,
-            set_extra: vec![
-                ("spool_path", Extra::Value(audio.spool_path.clone().into())),
-                (
-                    "size_bytes",
-                    Extra::Value(to_i64("recording size", audio.size_bytes)?.into()),
-                ),
-                ("sha256", Extra::Value(audio.sha256.clone().into())),
-                (
-                    "duration_ms",
-                    Extra::Value(to_i64("recording duration", audio.duration_ms)?.into()),
-                ),
-                ("is_partial", Extra::Value(i64::from(audio.partial).into())),
-                ("next_attempt_at", Extra::Value(at.0.into())),
-            ],
-            audit: None,
-            allow_same: false,
-        })
-        .await
+        self.change_status(spooled_update(id, audio, reason, at)?)
+            .await
     }
 
     async fn mark_delivered(
@@ -834,27 +1041,7 @@ impl Catalog for SqlCatalog {
         location: &StorageLocation,
         at: UnixMillis,
     ) -> Result<Recording, CatalogError> {
-        self.change_status(StatusUpdate {
-            id,
-            from: &[RecordingStatus::Uploading],
-            to: RecordingStatus::Delivered,
-            reason: "delivered and verified",
-            at,
-            set_extra: vec![
-                (
-                    "storage_backend",
-                    Extra::Value(location.backend.clone().into()),
-                ),
-                ("storage_key", Extra::Value(location.key.clone().into())),
-                ("delivered_at", Extra::Value(at.0.into())),
-                ("attempts", Extra::Sql("attempts + 1")),
-                ("spool_path", Extra::Value(Arg::Text(None))),
-                ("next_attempt_at", Extra::Value(Arg::Int(None))),
-            ],
-            audit: None,
-            allow_same: false,
-        })
-        .await
+        self.change_status(delivered_update(id, location, at)).await
     }
 
     async fn record_attempt_failure(
@@ -908,29 +1095,30 @@ impl Catalog for SqlCatalog {
     }
 
     async fn add_pause(&self, id: RecordingId, span: PauseSpan) -> Result<(), CatalogError> {
-        if span.start_ms > span.end_ms {
-            return Err(CatalogError::invalid(
-                "pause span",
-                format!(
-                    "it starts at {} ms after it ends at {} ms, swap them",
-                    span.start_ms, span.end_ms
-                ),
-            ));
+        let mut conn = self.write_conn().await?;
+        insert_pause(&mut conn, id, span).await
+    }
+
+    async fn apply_changes(
+        &self,
+        changes: &[CatalogChange],
+    ) -> Result<Vec<Result<ChangeOutcome, CatalogError>>, CatalogError> {
+        // One transaction, one commit; a savepoint per change so that one
+        // failing (PostgreSQL aborts a transaction at its first error)
+        // leaves the others, and leaves nothing of itself.
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            tx.execute("SAVEPOINT catalog_change").await?;
+            let result = apply_change_on(&mut tx, change).await;
+            if result.is_err() {
+                tx.execute("ROLLBACK TO SAVEPOINT catalog_change").await?;
+            }
+            tx.execute("RELEASE SAVEPOINT catalog_change").await?;
+            out.push(result);
         }
-        sqlx::query("INSERT INTO pauses (recording_id, start_ms, end_ms) VALUES ($1, $2, $3)")
-            .bind(id.to_string())
-            .bind(to_i64("pause start", span.start_ms)?)
-            .bind(to_i64("pause end", span.end_ms)?)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    CatalogError::not_found("recording", id)
-                } else {
-                    CatalogError::from(e)
-                }
-            })?;
-        Ok(())
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn find_by_status(&self, query: &StatusQuery) -> Result<Vec<Recording>, CatalogError> {
@@ -1121,7 +1309,7 @@ impl Catalog for SqlCatalog {
         let version = base_i64
             .checked_add(1)
             .ok_or_else(|| CatalogError::invalid("settings version", "it is at its maximum"))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // One statement that checks and writes, so SQLite takes its write lock
         // first; on PostgreSQL a concurrent insert of the same version fails
         // on the primary key.
@@ -1192,7 +1380,7 @@ impl Catalog for SqlCatalog {
         new: &StorageSettings,
         summary: &str,
     ) -> Result<(), CatalogError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO storage_settings (id, document, author, saved_at) VALUES (1, $1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET document = excluded.document, \
@@ -1219,7 +1407,7 @@ impl Catalog for SqlCatalog {
     }
 
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry, CatalogError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.write_conn().await?;
         insert_audit(&mut conn, entry).await
     }
 

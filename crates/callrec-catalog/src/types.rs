@@ -887,3 +887,58 @@ pub struct CallStarted {
     /// With their ids, in the order of `CallStart::participants`.
     pub participants: Vec<Participant>,
 }
+
+/// One change of a batch applied by
+/// [`Catalog::apply_changes`](crate::Catalog::apply_changes); each is the
+/// single write of the same name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatalogChange {
+    /// [`Catalog::transition`](crate::Catalog::transition).
+    Transition {
+        id: RecordingId,
+        from: Vec<RecordingStatus>,
+        to: RecordingStatus,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// [`Catalog::mark_spooled`](crate::Catalog::mark_spooled).
+    MarkSpooled {
+        id: RecordingId,
+        audio: SpooledAudio,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// [`Catalog::mark_delivered`](crate::Catalog::mark_delivered).
+    MarkDelivered {
+        id: RecordingId,
+        location: StorageLocation,
+        at: UnixMillis,
+    },
+    /// [`Catalog::end_call`](crate::Catalog::end_call).
+    EndCall { call: CallId, at: UnixMillis },
+    /// [`Catalog::add_pause`](crate::Catalog::add_pause).
+    AddPause { id: RecordingId, span: PauseSpan },
+    /// [`Catalog::add_decision`](crate::Catalog::add_decision).
+    AddDecision {
+        call: CallId,
+        decision: PolicyDecision,
+    },
+    /// [`Catalog::add_participant`](crate::Catalog::add_participant).
+    AddParticipant {
+        call: CallId,
+        participant: NewParticipant,
+    },
+    /// [`Catalog::participant_left`](crate::Catalog::participant_left).
+    ParticipantLeft { participant_id: i64, at: UnixMillis },
+}
+
+/// What one [`CatalogChange`] returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// A change that returns nothing.
+    Done,
+    /// The recording after a status change.
+    Recording(Box<Recording>),
+    /// The participant added.
+    Participant(Participant),
+}

@@ -1321,6 +1321,246 @@ async fn start_call_writes_everything_or_nothing(db: &TestDb) {
     assert_eq!(c.participants(&call_id("call-s")).await.unwrap().len(), 2);
 }
 
+async fn apply_changes_commits_the_good_and_leaves_out_the_bad(db: &TestDb) {
+    use CatalogChange::*;
+    let c = &db.catalog;
+    let call = create_call(db, "call-batch").await;
+    let r = create_recording(db, &call, 1).await;
+    let missing_call = call_id("call-nowhere");
+    let missing_recording = RecordingId(uuid::Uuid::new_v4());
+    let agent = NewParticipant {
+        role: ParticipantRole::Agent,
+        channel: Channel::Right,
+        number: None,
+        name: Some("Agent".to_owned()),
+        joined_at: t(2),
+    };
+    let changes = vec![
+        Transition {
+            id: r.id,
+            from: vec![Rec, Paused],
+            to: Finalizing,
+            reason: "call ended".to_owned(),
+            at: t(100),
+        },
+        // Fails before any SQL.
+        AddPause {
+            id: r.id,
+            span: PauseSpan {
+                start_ms: 9,
+                end_ms: 1,
+            },
+        },
+        AddPause {
+            id: r.id,
+            span: PauseSpan {
+                start_ms: 10,
+                end_ms: 20,
+            },
+        },
+        // Fail in the database (a foreign key): PostgreSQL would abort the
+        // whole transaction here without the savepoint.
+        AddPause {
+            id: missing_recording,
+            span: PauseSpan {
+                start_ms: 1,
+                end_ms: 2,
+            },
+        },
+        AddDecision {
+            call: missing_call.clone(),
+            decision: PolicyDecision {
+                at: t(3),
+                decision: "record".to_owned(),
+                reason: "x".to_owned(),
+            },
+        },
+        EndCall {
+            call: missing_call,
+            at: t(100),
+        },
+        // Stale: the recording is finalizing by now.
+        Transition {
+            id: r.id,
+            from: vec![Rec],
+            to: Paused,
+            reason: "hold".to_owned(),
+            at: t(101),
+        },
+        EndCall {
+            call: call.clone(),
+            at: t(100),
+        },
+        AddParticipant {
+            call: call.clone(),
+            participant: agent,
+        },
+        AddDecision {
+            call: call.clone(),
+            decision: PolicyDecision {
+                at: t(50),
+                decision: "continue".to_owned(),
+                reason: "the agent left; continuation is on".to_owned(),
+            },
+        },
+        ParticipantLeft {
+            participant_id: i64::MAX,
+            at: t(60),
+        },
+        MarkSpooled {
+            id: r.id,
+            audio: audio("/spool/batch.wav"),
+            reason: "file complete".to_owned(),
+            at: t(110),
+        },
+    ];
+    let out = c.apply_changes(&changes).await.expect("the batch commits");
+    assert_eq!(out.len(), changes.len());
+    let ok: Vec<bool> = out.iter().map(Result::is_ok).collect();
+    assert_eq!(
+        ok,
+        [
+            true, false, true, false, false, false, false, true, true, true, false, true
+        ]
+    );
+    assert!(
+        matches!(out[1], Err(CatalogError::Invalid { .. })),
+        "{:?}",
+        out[1]
+    );
+    assert!(
+        matches!(out[3], Err(CatalogError::NotFound { .. })),
+        "{:?}",
+        out[3]
+    );
+    assert!(
+        matches!(out[5], Err(CatalogError::NotFound { .. })),
+        "{:?}",
+        out[5]
+    );
+    assert!(
+        matches!(
+            out[6],
+            Err(CatalogError::StatusMismatch {
+                current: Finalizing,
+                ..
+            })
+        ),
+        "{:?}",
+        out[6]
+    );
+    assert!(
+        matches!(out[10], Err(CatalogError::NotFound { .. })),
+        "{:?}",
+        out[10]
+    );
+    let Ok(ChangeOutcome::Participant(p)) = &out[8] else {
+        panic!("{:?}", out[8]);
+    };
+    let Ok(ChangeOutcome::Recording(spooled)) = &out[11] else {
+        panic!("{:?}", out[11]);
+    };
+    assert_eq!(spooled.status, Spooled);
+    assert_eq!(spooled.sha256.as_deref(), Some("ab".repeat(32).as_str()));
+    // What is in the catalog now: the good changes, and nothing of the bad.
+    let detail = c.recording_detail(r.id).await.unwrap();
+    assert_eq!(detail.recording, **spooled);
+    assert_eq!(
+        detail.pauses,
+        vec![PauseSpan {
+            start_ms: 10,
+            end_ms: 20
+        }]
+    );
+    let statuses: Vec<RecordingStatus> = detail.history.iter().map(|h| h.to).collect();
+    assert_eq!(statuses, [Rec, Finalizing, Spooled]);
+    assert_eq!(detail.call.ended_at, Some(t(100)));
+    assert_eq!(detail.call.decisions.len(), 1);
+    assert_eq!(detail.call.decisions[0].decision, "continue");
+    assert!(detail.participants.contains(p));
+    assert!(matches!(
+        c.get_call(&call_id("call-nowhere")).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    // An empty batch is a no-op.
+    assert!(c.apply_changes(&[]).await.unwrap().is_empty());
+}
+
+async fn group_commit_routes_each_result_to_its_caller(db: &TestDb) {
+    let catalog: Arc<dyn Catalog> = Arc::new(db.catalog.clone());
+    let group = GroupCommit::spawn(catalog.clone(), 16);
+    let call = create_call(db, "call-group").await;
+    let mut recordings = Vec::new();
+    for i in 0..60 {
+        recordings.push(create_recording(db, &call, i).await);
+    }
+    // 60 callers at once: the even recordings finalize, the odd ones ask
+    // for a change the state machine forbids (recording -> delivered):
+    // every caller must get its own answer, in batches of up to 16.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, r) in recordings.iter().enumerate() {
+        let group = group.clone();
+        let id = r.id;
+        tasks.spawn(async move {
+            let to = if i % 2 == 0 { Finalizing } else { Delivered };
+            let change = CatalogChange::Transition {
+                id,
+                from: vec![Rec],
+                to,
+                reason: format!("caller {i}"),
+                at: t(1_000 + i as i64),
+            };
+            (i, id, group.apply(change).await)
+        });
+    }
+    let mut answered = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (i, id, result) = done.unwrap();
+        answered += 1;
+        if i % 2 == 0 {
+            match result {
+                Ok(ChangeOutcome::Recording(r)) => {
+                    assert_eq!(r.id, id, "caller {i} got another recording");
+                    assert_eq!(r.status, Finalizing);
+                    assert_eq!(r.status_reason, format!("caller {i}"));
+                }
+                other => panic!("caller {i}: {other:?}"),
+            }
+        } else {
+            assert!(
+                matches!(
+                    result,
+                    Err(CatalogError::ForbiddenTransition {
+                        from: Rec,
+                        to: Delivered
+                    })
+                ),
+                "caller {i}: {result:?}"
+            );
+            assert_eq!(c_status(&catalog, id).await, Rec);
+        }
+    }
+    assert_eq!(answered, 60);
+    // Once every handle is gone the task ends; a new one works as before.
+    drop(group);
+    let again = GroupCommit::spawn(catalog.clone(), 1);
+    let r = again
+        .apply(CatalogChange::EndCall {
+            call: call.clone(),
+            at: t(9_000),
+        })
+        .await;
+    assert!(matches!(r, Ok(ChangeOutcome::Done)), "{r:?}");
+    assert_eq!(
+        catalog.get_call(&call).await.unwrap().ended_at,
+        Some(t(9_000))
+    );
+}
+
+async fn c_status(catalog: &Arc<dyn Catalog>, id: RecordingId) -> RecordingStatus {
+    catalog.get_recording(id).await.unwrap().status
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1362,4 +1602,6 @@ conformance!(
     storage_settings_replace_and_audit,
     migrations_are_idempotent,
     start_call_writes_everything_or_nothing,
+    apply_changes_commits_the_good_and_leaves_out_the_bad,
+    group_commit_routes_each_result_to_its_caller,
 );

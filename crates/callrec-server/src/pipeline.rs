@@ -4,8 +4,9 @@
 //! A call's task writes its calls/recordings rows once, before it answers
 //! (signalling, not media: the id of the recording names its spool entry).
 //! Everything later goes through one bounded channel to one catalog task,
-//! which applies the events in order and, once a recording is marked
-//! spooled, notifies the delivery worker.
+//! which applies the events in order, what is queued together with one
+//! commit, and, once a recording is marked spooled, notifies the delivery
+//! worker.
 //!
 //! Channel: capacity [`EVENT_QUEUE`]. Events sent while the call runs
 //! (pause, resume, policy decisions) use `try_send`: when the queue is full
@@ -20,10 +21,11 @@ use std::sync::Arc;
 use std::collections::HashMap;
 
 use callrec_catalog::{
-    Catalog, NewParticipant, PauseSpan, PolicyDecision, RecordingId, RecordingStatus, UnixMillis,
+    Catalog, CatalogChange, ChangeOutcome, NewParticipant, PauseSpan, PolicyDecision, RecordingId,
+    RecordingStatus, UnixMillis,
 };
 use callrec_storage::SpooledRecording;
-use callrec_storage::delivery::{DeliveryHandle, mark_spooled};
+use callrec_storage::delivery::{DeliveryHandle, spooled_change};
 use tokio::sync::mpsc;
 
 /// Capacity of the channel from the calls to the catalog task.
@@ -105,66 +107,137 @@ impl Pipeline {
     }
 }
 
+/// Most events applied with one commit.
+pub const CATALOG_BATCH: usize = 256;
+
 /// Applies the events in order until [`CatalogEvent::Stop`] or every
-/// sender is gone. A catalog error is logged and the next event is taken:
-/// the spool and the delivery worker's startup bring the catalog back in
-/// line with the files.
+/// sender is gone. Group commit: it waits for an event, takes whatever else
+/// is queued (up to [`CATALOG_BATCH`]) and writes it all with one commit
+/// ([`Catalog::apply_changes`]), so a burst of call ends costs a few
+/// commits instead of three per call, and a lone event is written at once.
+/// A catalog error is logged and the next change is taken: the spool and
+/// the delivery worker's startup bring the catalog back in line with the
+/// files.
 pub(crate) async fn catalog_task(
     catalog: Arc<dyn Catalog>,
     delivery: DeliveryHandle,
     mut rx: mpsc::Receiver<CatalogEvent>,
 ) {
-    use RecordingStatus::*;
-    // The catalog ids of the participants of live calls, by (call, key).
-    let mut participants: HashMap<(String, String), i64> = HashMap::new();
-    while let Some(event) = rx.recv().await {
+    let mut batch = Batch {
+        catalog,
+        delivery,
+        participants: HashMap::new(),
+        changes: Vec::new(),
+        then: Vec::new(),
+    };
+    let mut events = Vec::with_capacity(CATALOG_BATCH);
+    loop {
+        if rx.recv_many(&mut events, CATALOG_BATCH).await == 0 {
+            break;
+        }
+        let mut stop = false;
+        for event in events.drain(..) {
+            if matches!(event, CatalogEvent::Stop) {
+                stop = true;
+                break;
+            }
+            batch.add(event).await;
+        }
+        batch.commit().await;
+        if stop {
+            break;
+        }
+    }
+}
+
+/// What to do once a change of the batch is committed.
+enum Then {
+    /// Log a failure only.
+    Nothing,
+    /// Remember the participant's catalog id under (call, key).
+    Joined(String, String),
+    /// Hand the recording to the delivery worker.
+    Deliver(RecordingId),
+    /// The recording could not be finished: say so.
+    FinishFailed(RecordingId),
+}
+
+/// The changes of the events taken so far, not yet committed.
+struct Batch {
+    catalog: Arc<dyn Catalog>,
+    delivery: DeliveryHandle,
+    /// The catalog ids of the participants of live calls, by (call, key).
+    participants: HashMap<(String, String), i64>,
+    changes: Vec<CatalogChange>,
+    then: Vec<Then>,
+}
+
+impl Batch {
+    fn push(&mut self, change: CatalogChange, then: Then) {
+        self.changes.push(change);
+        self.then.push(then);
+    }
+
+    async fn add(&mut self, event: CatalogEvent) {
+        use RecordingStatus::*;
         let now = UnixMillis::now();
-        let result = match event {
+        match event {
             CatalogEvent::ParticipantJoined {
                 call,
                 key,
                 participant,
-            } => match catalog.add_participant(&call, &participant).await {
-                Ok(p) => {
-                    participants.insert((call.as_str().to_owned(), key), p.id);
-                    Ok(())
-                }
-                Err(e) => Err(e.to_string()),
-            },
+            } => {
+                let then = Then::Joined(call.as_str().to_owned(), key);
+                self.push(CatalogChange::AddParticipant { call, participant }, then);
+            }
             CatalogEvent::ParticipantsKnown { call, ids } => {
                 for (key, id) in ids {
-                    participants.insert((call.as_str().to_owned(), key), id);
+                    self.participants
+                        .insert((call.as_str().to_owned(), key), id);
                 }
-                Ok(())
             }
             CatalogEvent::ParticipantLeft { call, key, at } => {
-                match participants.get(&(call.as_str().to_owned(), key)) {
-                    Some(&id) => catalog
-                        .participant_left(id, at)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    // Joined before a restart, or its join was dropped.
-                    None => Ok(()),
+                let k = (call.as_str().to_owned(), key);
+                let joined_in_batch = self
+                    .then
+                    .iter()
+                    .any(|t| matches!(t, Then::Joined(c, key) if (c, key) == (&k.0, &k.1)));
+                if joined_in_batch {
+                    // Its id comes with the commit.
+                    self.commit().await;
+                }
+                // Unknown: joined before a restart, or its join was dropped.
+                if let Some(&participant_id) = self.participants.get(&k) {
+                    self.push(
+                        CatalogChange::ParticipantLeft { participant_id, at },
+                        Then::Nothing,
+                    );
                 }
             }
-            CatalogEvent::Stop => break,
             CatalogEvent::Paused { id, paused, reason } => {
                 let to = if paused { Paused } else { Recording };
-                catalog
-                    .transition(id, &[Recording, Paused], to, &reason, now)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                let change = CatalogChange::Transition {
+                    id,
+                    from: vec![Recording, Paused],
+                    to,
+                    reason,
+                    at: now,
+                };
+                self.push(change, Then::Nothing);
             }
-            CatalogEvent::Decision { call, decision } => catalog
-                .add_decision(&call, &decision)
-                .await
-                .map_err(|e| e.to_string()),
-            CatalogEvent::Finalizing { id, reason } => catalog
-                .transition(id, &[Recording, Paused], Finalizing, &reason, now)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            CatalogEvent::Decision { call, decision } => {
+                self.push(CatalogChange::AddDecision { call, decision }, Then::Nothing)
+            }
+            CatalogEvent::Finalizing { id, reason } => {
+                let change = CatalogChange::Transition {
+                    id,
+                    from: vec![Recording, Paused],
+                    to: Finalizing,
+                    reason,
+                    at: now,
+                };
+                self.push(change, Then::Nothing);
+            }
             CatalogEvent::Spooled {
                 id,
                 call,
@@ -172,34 +245,54 @@ pub(crate) async fn catalog_task(
                 pauses,
                 ended_at,
             } => {
-                participants.retain(|(c, _), _| c != call.as_str());
-                let mut result = Ok(());
-                for p in pauses {
-                    if let Err(e) = catalog.add_pause(id, p).await {
-                        result = Err(e.to_string());
-                    }
+                self.participants.retain(|(c, _), _| c != call.as_str());
+                for span in pauses {
+                    self.push(CatalogChange::AddPause { id, span }, Then::Nothing);
                 }
-                if let Err(e) = catalog.end_call(&call, ended_at).await {
-                    result = Err(e.to_string());
-                }
-                match mark_spooled(catalog.as_ref(), id, &entry).await {
-                    Ok(_) => {
-                        delivery.notify(id);
-                        result
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
+                self.push(CatalogChange::EndCall { call, at: ended_at }, Then::Nothing);
+                self.push(spooled_change(id, &entry), Then::Deliver(id));
             }
             CatalogEvent::FinishFailed { id, call, ended_at } => {
-                participants.retain(|(c, _), _| c != call.as_str());
-                let _ = catalog.end_call(&call, ended_at).await;
-                Err(format!(
-                    "recording {id} could not be finished; it stays in the spool and is repaired at the next start"
-                ))
+                self.participants.retain(|(c, _), _| c != call.as_str());
+                self.push(
+                    CatalogChange::EndCall { call, at: ended_at },
+                    Then::FinishFailed(id),
+                );
+            }
+            CatalogEvent::Stop => {}
+        }
+    }
+
+    /// Writes the changes taken so far with one commit, then does what
+    /// each asked for.
+    async fn commit(&mut self) {
+        if self.changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        let then = std::mem::take(&mut self.then);
+        let results = match self.catalog.apply_changes(&changes).await {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::warn!(error = %e, changes = changes.len(), "catalog batch failed; nothing of it was written");
+                return;
             }
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "catalog update failed");
+        for (result, then) in results.into_iter().zip(then) {
+            match (result, then) {
+                (Ok(ChangeOutcome::Participant(p)), Then::Joined(call, key)) => {
+                    self.participants.insert((call, key), p.id);
+                }
+                (Ok(_), Then::Deliver(id)) => {
+                    self.delivery.notify(id);
+                }
+                (_, Then::FinishFailed(id)) => tracing::warn!(
+                    recording = %id,
+                    "recording could not be finished; it stays in the spool and is repaired at the next start"
+                ),
+                (Ok(_), _) => {}
+                (Err(e), _) => tracing::warn!(error = %e, "catalog update failed"),
+            }
         }
     }
 }

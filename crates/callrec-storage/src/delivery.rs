@@ -21,8 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callrec_catalog::{
-    AuditAction, Catalog, CatalogError, NewAuditEntry, Recording, RecordingId, RecordingStatus,
-    SpooledAudio, StatusQuery, StorageLocation, UnixMillis,
+    AuditAction, Catalog, CatalogChange, CatalogError, ChangeOutcome, GroupCommit, NewAuditEntry,
+    Recording, RecordingId, RecordingStatus, SpooledAudio, StatusQuery, StorageLocation,
+    UnixMillis,
 };
 use tokio::sync::{Semaphore, mpsc};
 
@@ -235,6 +236,16 @@ struct Shared {
     config: DeliveryConfig,
     in_flight: Mutex<HashSet<RecordingId>>,
     counters: Arc<Counters>,
+    /// The group commit of the uploads' catalog writes (started on first
+    /// use, inside the runtime).
+    commits: std::sync::OnceLock<GroupCommit>,
+}
+
+impl Shared {
+    fn commits(&self) -> &GroupCommit {
+        self.commits
+            .get_or_init(|| GroupCommit::spawn(self.catalog.clone(), 256))
+    }
 }
 
 /// The upload worker. Build it, call [`startup`](Self::startup) once, then
@@ -276,6 +287,7 @@ impl DeliveryWorker {
                 config,
                 in_flight: Mutex::new(HashSet::new()),
                 counters: counters.clone(),
+                commits: std::sync::OnceLock::new(),
             }),
             rx,
             handle: DeliveryHandle { tx, counters },
@@ -382,7 +394,16 @@ impl DeliveryWorker {
         loop {
             let batch: Vec<RecordingId> = tokio::select! {
                 _ = &mut shutdown => break,
-                Some(id) = self.rx.recv() => vec![id],
+                Some(id) = self.rx.recv() => {
+                    // Take every notification queued: one pass of this loop
+                    // per recording would let a loaded scheduler pace the
+                    // deliveries (each pass waits its turn behind the calls).
+                    let mut ids = vec![id];
+                    while let Ok(id) = self.rx.try_recv() {
+                        ids.push(id);
+                    }
+                    ids
+                }
                 _ = scan.tick() => match due(&s).await {
                     Ok(ids) => ids,
                     Err(e) => {
@@ -402,12 +423,11 @@ impl DeliveryWorker {
                 if !s.in_flight.lock().expect("in-flight set").insert(id) {
                     continue;
                 }
-                let permit = tokio::select! {
-                    _ = &mut shutdown => return,
-                    p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-                };
+                // The task waits for its permit (in order), not this loop.
+                let permits = permits.clone();
                 let s = s.clone();
                 tasks.spawn(async move {
+                    let permit = permits.acquire_owned().await.expect("semaphore never closed");
                     let result = deliver(&s, id).await;
                     if let Err(e) = &result {
                         tracing::warn!(recording = %id.0, error = %e, "delivery attempt could not be recorded; retried at the next scan");
@@ -447,24 +467,36 @@ pub async fn mark_spooled(
     id: RecordingId,
     entry: &SpooledRecording,
 ) -> Result<Recording, DeliveryError> {
+    let (audio, reason) = spooled_audio(entry);
+    Ok(catalog.mark_spooled(id, &audio, &reason, now()).await?)
+}
+
+/// [`mark_spooled`] as a change for a batch
+/// ([`Catalog::apply_changes`]); notify the worker once it is committed.
+pub fn spooled_change(id: RecordingId, entry: &SpooledRecording) -> CatalogChange {
+    let (audio, reason) = spooled_audio(entry);
+    CatalogChange::MarkSpooled {
+        id,
+        audio,
+        reason,
+        at: now(),
+    }
+}
+
+/// The catalog's facts of a spool entry, and the reason of its status.
+fn spooled_audio(entry: &SpooledRecording) -> (SpooledAudio, String) {
     let reason = match &entry.partial {
         Some(why) => format!("spooled as partial: {why}"),
         None => "spooled".to_owned(),
     };
-    Ok(catalog
-        .mark_spooled(
-            id,
-            &SpooledAudio {
-                spool_path: entry.audio_path.to_string_lossy().into_owned(),
-                size_bytes: entry.audio_size,
-                sha256: entry.audio_sha256.clone(),
-                duration_ms: entry.duration_ms,
-                partial: entry.partial.is_some(),
-            },
-            &reason,
-            now(),
-        )
-        .await?)
+    let audio = SpooledAudio {
+        spool_path: entry.audio_path.to_string_lossy().into_owned(),
+        size_bytes: entry.audio_size,
+        sha256: entry.audio_sha256.clone(),
+        duration_ms: entry.duration_ms,
+        partial: entry.partial.is_some(),
+    };
+    (audio, reason)
 }
 
 async fn due(s: &Shared) -> Result<Vec<RecordingId>, DeliveryError> {
@@ -488,24 +520,44 @@ fn metadata_key_of(audio_key: &str) -> Option<ObjectKey> {
 /// Claims, uploads, verifies, marks delivered, removes the spool copy. A
 /// failure after the claim is recorded in the catalog with the next attempt
 /// time; `Err` only when the catalog itself could not be updated.
+/// One delivery attempt: claims the recording (spooled or failed →
+/// uploading; of several workers or nodes exactly one gets it), uploads,
+/// verifies and records the outcome. The catalog writes go through the
+/// group commit, so the uploads running together share commits.
 async fn deliver(s: &Shared, id: RecordingId) -> Result<Outcome, DeliveryError> {
     use RecordingStatus::*;
-    let rec = match s
-        .catalog
-        .transition(id, &[Spooled, Failed], Uploading, "upload started", now())
-        .await
-    {
-        Ok(r) => r,
-        Err(CatalogError::StatusMismatch { .. }) | Err(CatalogError::NotFound { .. }) => {
-            return Ok(Outcome::Skipped);
-        }
-        Err(e) => return Err(e.into()),
+    let claim = CatalogChange::Transition {
+        id,
+        from: vec![Spooled, Failed],
+        to: Uploading,
+        reason: "upload started".to_owned(),
+        at: now(),
     };
+    match s.commits().apply(claim).await {
+        Ok(ChangeOutcome::Recording(rec)) => upload_claimed(s, *rec).await,
+        Ok(_) => Ok(Outcome::Skipped),
+        Err(CatalogError::StatusMismatch { .. }) | Err(CatalogError::NotFound { .. }) => {
+            Ok(Outcome::Skipped)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Uploads and verifies a recording this worker claimed, and records the
+/// outcome.
+async fn upload_claimed(s: &Shared, rec: Recording) -> Result<Outcome, DeliveryError> {
+    let id = rec.id;
     let started = std::time::Instant::now();
     match upload_and_verify(s, &rec).await {
         Ok(location) => {
             s.counters.observe_upload(started.elapsed());
-            s.catalog.mark_delivered(id, &location, now()).await?;
+            s.commits()
+                .apply(CatalogChange::MarkDelivered {
+                    id,
+                    location: location.clone(),
+                    at: now(),
+                })
+                .await?;
             let spool = s.spool.clone();
             let call_id = StoredCallId::new(rec.call_id.as_str())?;
             // Delivered is recorded: if the removal fails, startup removes it.
