@@ -126,7 +126,7 @@ CALLREC_HTTP__LISTEN="127.0.0.1:$http_port" \
 CALLREC_RTP__BIND_ADDRESS=127.0.0.1 \
 CALLREC_RTP__PORT_MIN=30000 CALLREC_RTP__PORT_MAX=39999 \
 CALLREC_LOG=warn \
-  "$bin" serve &
+  ${BENCH_WRAP:-} "$bin" serve &
 server_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null && break; sleep 0.1; done
 

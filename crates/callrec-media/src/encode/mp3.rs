@@ -150,9 +150,9 @@ impl<W: Write + Seek + Send> RecordingEncoder for Mp3Writer<W> {
                 .encode_to_vec(InterleavedPcm(chunk), &mut self.out)
                 .map_err(|e| lame_error("encode", e))?;
             self.frames += (chunk.len() / 2) as u64;
-            if self.out.len() >= 32 * 1024 {
-                self.drain()?;
-            }
+            // Straight to the sink (which buffers, if it should): keeping
+            // frames here too cost a live call ~35 KiB more.
+            self.drain()?;
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ use crate::{CHANNELS, SAMPLE_RATE};
 pub const HEADER_LEN: u64 = 44;
 
 /// Bytes of audio a [`WavWriter`] gathers before writing them to its sink
-/// (half a second of 8 kHz stereo).
-const BUFFER_BYTES: usize = 16 * 1024;
+/// (a quarter of a second of 8 kHz stereo).
+const BUFFER_BYTES: usize = 8 * 1024;
 const BYTES_PER_FRAME: u64 = 2 * CHANNELS as u64;
 /// The largest data size a RIFF header can state (about 37 hours at 8 kHz stereo).
 const MAX_DATA_LEN: u64 = (u32::MAX as u64 - 36) / BYTES_PER_FRAME * BYTES_PER_FRAME;
