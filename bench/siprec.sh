@@ -140,8 +140,11 @@ sipp -sf "$work/siprec.xml" -m "$calls" -l "$calls" -r "$rate" -rp 1000 -nostdin
   "127.0.0.1:$sip_port" >/dev/null 2>"$work/sipp.err" &
 sipp_pid=$!
 peak=0
+sipp_ticks=0
 while kill -0 "$sipp_pid" 2>/dev/null; do
   r=$(rss_kib); [ "$r" -gt "$peak" ] && peak=$r
+  t=$(awk '{print $14 + $15}' "/proc/$sipp_pid/stat" 2>/dev/null || echo 0)
+  [ "${t:-0}" -gt "$sipp_ticks" ] && sipp_ticks=$t
   sleep 0.5
 done
 wait "$sipp_pid" && sipp_ok=yes || sipp_ok=no
@@ -159,7 +162,7 @@ echo "calls:                       $calls x ${secs}s, started $rate per second (
 echo "recordings finished:         $finished"
 echo "rtp packets sent by sipp:    $sent"
 echo "rtp packets counted:         $received (queue drops: $dropped)"
-echo "cpu seconds per call minute: $(echo "scale=4; $cpu_s / ($calls * $secs / 60)" | bc)"
+echo "cpu seconds per call minute: $(echo "scale=4; $cpu_s / ($calls * $secs / 60)" | bc) (sipp, on the same cores: $(echo "scale=4; $sipp_ticks / $ticks / ($calls * $secs / 60)" | bc))"
 echo "rss per active call (KiB):   $(( (peak - rss0) / calls )) (peak $peak KiB, idle $rss0 KiB)"
 echo "end-of-call to file (mean):  $(echo "scale=1; ${fin_ms:-0} / ${finished:-1}" | bc) ms"
 up_sum=$(m 'callrec_upload_duration_seconds_sum'); up_n=$(m 'callrec_upload_duration_seconds_count')

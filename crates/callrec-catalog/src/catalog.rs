@@ -184,6 +184,10 @@ pub trait Catalog: Send + Sync + 'static {
         for change in changes {
             use CatalogChange::*;
             out.push(match change {
+                StartCall(start) => self
+                    .start_call(start)
+                    .await
+                    .map(|c| ChangeOutcome::Started(Box::new(c))),
                 Transition {
                     id,
                     from,

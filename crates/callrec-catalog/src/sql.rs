@@ -495,6 +495,24 @@ async fn insert_pause(
     Ok(())
 }
 
+/// The writes of `start_call`, on `conn` (inside the caller's transaction).
+async fn start_call_on(
+    conn: &mut AnyConnection,
+    start: &CallStart,
+) -> Result<CallStarted, CatalogError> {
+    insert_call(&mut *conn, &start.call).await?;
+    let mut participants = Vec::with_capacity(start.participants.len());
+    for p in &start.participants {
+        participants.push(insert_participant(&mut *conn, &start.call.id, p).await?);
+    }
+    insert_decision(&mut *conn, &start.call.id, &start.decision).await?;
+    let recording = insert_recording(&mut *conn, &start.recording).await?;
+    Ok(CallStarted {
+        recording,
+        participants,
+    })
+}
+
 /// One change of a batch, on `conn` (inside the batch's transaction).
 async fn apply_change_on(
     conn: &mut AnyConnection,
@@ -503,6 +521,7 @@ async fn apply_change_on(
     use CatalogChange::*;
     let recording = |r| ChangeOutcome::Recording(Box::new(r));
     Ok(match change {
+        StartCall(start) => ChangeOutcome::Started(Box::new(start_call_on(conn, start).await?)),
         Transition {
             id,
             from,
@@ -935,18 +954,9 @@ impl Catalog for SqlCatalog {
     async fn start_call(&self, start: &CallStart) -> Result<CallStarted, CatalogError> {
         // One transaction: one commit (one fsync on SQLite) per new call.
         let mut tx = self.begin_write().await?;
-        insert_call(&mut tx, &start.call).await?;
-        let mut participants = Vec::with_capacity(start.participants.len());
-        for p in &start.participants {
-            participants.push(insert_participant(&mut tx, &start.call.id, p).await?);
-        }
-        insert_decision(&mut tx, &start.call.id, &start.decision).await?;
-        let recording = insert_recording(&mut tx, &start.recording).await?;
+        let started = start_call_on(&mut tx, start).await?;
         tx.commit().await?;
-        Ok(CallStarted {
-            recording,
-            participants,
-        })
+        Ok(started)
     }
 
     async fn get_recording(&self, id: RecordingId) -> Result<Recording, CatalogError> {

@@ -893,6 +893,9 @@ pub struct CallStarted {
 /// single write of the same name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CatalogChange {
+    /// [`Catalog::start_call`](crate::Catalog::start_call): all or nothing,
+    /// as alone.
+    StartCall(Box<CallStart>),
     /// [`Catalog::transition`](crate::Catalog::transition).
     Transition {
         id: RecordingId,
@@ -941,4 +944,6 @@ pub enum ChangeOutcome {
     Recording(Box<Recording>),
     /// The participant added.
     Participant(Participant),
+    /// What a call's start wrote.
+    Started(Box<CallStarted>),
 }

@@ -1555,6 +1555,46 @@ async fn group_commit_routes_each_result_to_its_caller(db: &TestDb) {
         catalog.get_call(&call).await.unwrap().ended_at,
         Some(t(9_000))
     );
+    // A call's start through the group: all of it, or (a second time,
+    // the id taken) nothing of it.
+    let start = CallStart {
+        call: new_call("call-group-start", Direction::Inbound, None, 0),
+        participants: vec![NewParticipant {
+            role: ParticipantRole::EndUser,
+            channel: Channel::Left,
+            number: None,
+            name: None,
+            joined_at: t(0),
+        }],
+        decision: PolicyDecision {
+            at: t(0),
+            decision: "record".to_owned(),
+            reason: "inbound calls are recorded".to_owned(),
+        },
+        recording: NewRecording {
+            call_id: call_id("call-group-start"),
+            format: RecordingFormat::Mp3,
+            status: Rec,
+            reason: "policy: record".to_owned(),
+            created_at: t(0),
+        },
+    };
+    let first = again
+        .apply(CatalogChange::StartCall(Box::new(start.clone())))
+        .await;
+    let Ok(ChangeOutcome::Started(started)) = first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(started.participants.len(), 1);
+    assert_eq!(started.recording.status, Rec);
+    let second = again.apply(CatalogChange::StartCall(Box::new(start))).await;
+    assert!(
+        matches!(second, Err(CatalogError::AlreadyExists { .. })),
+        "{second:?}"
+    );
+    let id = call_id("call-group-start");
+    assert_eq!(catalog.participants(&id).await.unwrap().len(), 1);
+    assert_eq!(catalog.recordings_of_call(&id).await.unwrap().len(), 1);
 }
 
 async fn c_status(catalog: &Arc<dyn Catalog>, id: RecordingId) -> RecordingStatus {

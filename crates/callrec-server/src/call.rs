@@ -1054,8 +1054,8 @@ async fn catalog_start(
     status: RecordingStatus,
 ) -> Result<(RecordingId, CatalogCallId), String> {
     use callrec_catalog::{
-        CallStart, Direction, NewCall as CatalogNewCall, NewParticipant, NewRecording,
-        PolicyDecision, RecordingFormat, UnixMillis,
+        CallStart, CatalogChange, ChangeOutcome, Direction, NewCall as CatalogNewCall,
+        NewParticipant, NewRecording, PolicyDecision, RecordingFormat, UnixMillis,
     };
     let s = |e: callrec_catalog::CatalogError| e.to_string();
     let id = CatalogCallId::new(call_id).map_err(s)?;
@@ -1090,11 +1090,11 @@ async fn catalog_start(
         StartRecording::AfterConsent => "ask_permission",
         StartRecording::Never => "do_not_record",
     };
-    // One transaction: the call, its participants, the decision and the
-    // recording (one commit per new call).
+    // All or nothing: the call, its participants, the decision and the
+    // recording, committed with the other calls arriving now.
     let started = p
-        .catalog
-        .start_call(&CallStart {
+        .starts
+        .apply(CatalogChange::StartCall(Box::new(CallStart {
             call: CatalogNewCall {
                 id: id.clone(),
                 direction: Direction::Inbound,
@@ -1120,9 +1120,12 @@ async fn catalog_start(
                 reason: format!("policy: {}", decision.reason),
                 created_at: at,
             },
-        })
+        })))
         .await
         .map_err(s)?;
+    let ChangeOutcome::Started(started) = started else {
+        return Err("the catalog answered a call's start with something else".into());
+    };
     let recording = started.recording;
     let participant_ids: Vec<(String, i64)> = keys
         .into_iter()

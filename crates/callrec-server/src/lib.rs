@@ -470,6 +470,7 @@ impl App {
         let state = Arc::get_mut(&mut app.state).expect("the state is not shared yet");
         state.pipeline = Some(Arc::new(pipeline::Pipeline {
             catalog: catalog.clone(),
+            starts: callrec_catalog::GroupCommit::spawn(catalog.clone(), pipeline::CATALOG_BATCH),
             spool,
             events: events_tx,
             delivery: worker.handle(),

@@ -2,7 +2,8 @@
 //! call and the hand-over of finished recordings to the delivery worker.
 //!
 //! A call's task writes its calls/recordings rows once, before it answers
-//! (signalling, not media: the id of the recording names its spool entry).
+//! (signalling, not media: the id of the recording names its spool entry),
+//! through a group commit shared by the calls arriving together.
 //! Everything later goes through one bounded channel to one catalog task,
 //! which applies the events in order, what is queued together with one
 //! commit, and, once a recording is marked spooled, notifies the delivery
@@ -88,6 +89,9 @@ pub(crate) enum CatalogEvent {
 /// The catalog, spool and delivery side of a running server.
 pub(crate) struct Pipeline {
     pub catalog: Arc<dyn Catalog>,
+    /// The calls' start rows, group-committed: calls arriving together
+    /// share commits (each call's rows still all or nothing).
+    pub starts: callrec_catalog::GroupCommit,
     pub spool: callrec_storage::Spool,
     pub events: mpsc::Sender<CatalogEvent>,
     pub delivery: DeliveryHandle,
