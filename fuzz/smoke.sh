@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 seconds="${1:-20}"
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-targets=(sdp metadata multipart)
+targets=(sdp metadata multipart sip)
 features=()
 if [[ "${FUZZ_RTP:-0}" == 1 ]]; then
   targets+=(rtp)

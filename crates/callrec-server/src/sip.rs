@@ -40,20 +40,7 @@ pub fn header_values(req: &Request, name: &str) -> Vec<String> {
 }
 
 /// A reason phrase that fits a status line: one line, printable, short.
-pub fn reason_phrase(text: &str) -> String {
-    let mut s: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.len() > 200 {
-        let mut cut = 200;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
-}
+pub use callrec_siprec::sip_check::reason_phrase;
 
 /// A status with a custom reason phrase.
 pub fn status(code: u16, reason: &str) -> StatusCode {

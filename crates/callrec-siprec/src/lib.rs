@@ -9,7 +9,9 @@
 //!   complete and partial updates;
 //! - [`roles`]: map each stream label to a participant and a [`Side`];
 //! - [`recording_session`]: recognise a SIPREC INVITE and build the SRS
-//!   Contact.
+//!   Contact;
+//! - [`sip_check`]: check a SIP datagram before the SIP stack parses it,
+//!   and the `400` with the reason for a malformed request.
 //!
 //! This crate never does I/O, never reads the clock and never spawns: the
 //! SIP server feeds it bytes and acts on what it returns. No function here
@@ -69,6 +71,7 @@ pub mod multipart;
 pub mod recording_session;
 pub mod roles;
 pub mod sdp;
+pub mod sip_check;
 
 use thiserror::Error;
 
