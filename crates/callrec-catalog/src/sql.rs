@@ -438,15 +438,10 @@ async fn end_call_on(
     id: &CallId,
     at: UnixMillis,
 ) -> Result<(), CatalogError> {
-    let done = sqlx::query("UPDATE calls SET ended_at = $1 WHERE id = $2")
+    let query = sqlx::query("UPDATE calls SET ended_at = $1 WHERE id = $2")
         .bind(at.0)
-        .bind(id.as_str())
-        .execute(&mut *conn)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(CatalogError::not_found("call", id));
-    }
-    Ok(())
+        .bind(id.as_str());
+    update_one(conn, query, "call", id).await
 }
 
 async fn participant_left_on(
@@ -454,13 +449,22 @@ async fn participant_left_on(
     participant_id: i64,
     at: UnixMillis,
 ) -> Result<(), CatalogError> {
-    let done = sqlx::query("UPDATE participants SET left_at = $1 WHERE id = $2")
+    let query = sqlx::query("UPDATE participants SET left_at = $1 WHERE id = $2")
         .bind(at.0)
-        .bind(participant_id)
-        .execute(&mut *conn)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(CatalogError::not_found("participant", participant_id));
+        .bind(participant_id);
+    update_one(conn, query, "participant", participant_id).await
+}
+
+/// Runs an `UPDATE` of one row by id: [`CatalogError::NotFound`] when no
+/// row had that id.
+async fn update_one<'q>(
+    conn: &mut AnyConnection,
+    query: Query<'q, Any, AnyArguments>,
+    what: &'static str,
+    id: impl ToString,
+) -> Result<(), CatalogError> {
+    if query.execute(&mut *conn).await?.rows_affected() == 0 {
+        return Err(CatalogError::not_found(what, id));
     }
     Ok(())
 }

@@ -330,17 +330,12 @@ CSeq: {cseq}\r\n{extra}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             srs = server.sip,
         )
     };
+    let ask = |datagram: &[u8], wait| udp_exchange(&socket, server.sip, datagram, wait);
     let invite_line = format!("INVITE sip:srs@{} SIP/2.0", server.sip);
     // 1. An INVITE whose CSeq is not a number: 400, the culprit named, the
     //    dialog-forming headers copied back.
     let bad_cseq = request(1, &invite_line, "one INVITE", "Require: siprec\r\n");
-    let answer = udp_exchange(
-        &socket,
-        server.sip,
-        bad_cseq.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .expect("a 400 for the bad CSeq");
+    let answer = ask(bad_cseq.as_bytes(), Duration::from_secs(5)).expect("a 400 for the bad CSeq");
     let first = answer.lines().next().unwrap();
     assert_eq!(
         first,
@@ -354,13 +349,8 @@ CSeq: {cseq}\r\n{extra}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     );
     // 2. A header line without a colon.
     let no_colon = request(2, &invite_line, "2 INVITE", "Require siprec\r\n");
-    let answer = udp_exchange(
-        &socket,
-        server.sip,
-        no_colon.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .expect("a 400 for the header without a colon");
+    let answer = ask(no_colon.as_bytes(), Duration::from_secs(5))
+        .expect("a 400 for the header without a colon");
     assert!(
         answer.starts_with(
             "SIP/2.0 400 Malformed SIP: header line 7 ('Require siprec') is not 'Name: value'\r\n"
@@ -371,10 +361,7 @@ CSeq: {cseq}\r\n{extra}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     let garbage = [
         0x80u8, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0x11, 0x11, 0x11, 0x11, 0xff, 0xfe,
     ];
-    assert_eq!(
-        udp_exchange(&socket, server.sip, &garbage, Duration::from_millis(500)),
-        None
-    );
+    assert_eq!(ask(&garbage, Duration::from_millis(500)), None);
     // 4. The server still serves: a good OPTIONS is answered 200.
     let options = request(
         3,
@@ -382,13 +369,7 @@ CSeq: {cseq}\r\n{extra}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         "3 OPTIONS",
         "",
     );
-    let answer = udp_exchange(
-        &socket,
-        server.sip,
-        options.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .expect("OPTIONS answered");
+    let answer = ask(options.as_bytes(), Duration::from_secs(5)).expect("OPTIONS answered");
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
     let m = server.metrics();
     assert_eq!(metric(&m, "callrec_sip_malformed_total"), 3);
