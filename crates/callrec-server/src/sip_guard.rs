@@ -10,7 +10,8 @@
 //! answers a malformed request itself, then goes on receiving. A malformed
 //! response or ACK is dropped (nothing may answer them), and so is a request
 //! too broken to address an answer to (no Via, Call-ID, From, To or CSeq to
-//! copy). Every one is logged at warn and counted in
+//! copy). Every one is logged at warn (runs of six or more digits masked:
+//! no phone numbers in logs) and counted in
 //! `callrec_sip_malformed_total`. Sources outside the allowed networks get
 //! no answer, as they get nothing else from callrec.
 //!
@@ -58,12 +59,14 @@ impl GuardedUdp {
         let allowed = self.state.config.sip.is_allowed(from.ip());
         match verdict {
             Verdict::Answer { reason, response } if allowed => {
+                let reason = sip_check::without_numbers(&reason);
                 warn!(src = %from, %reason, "malformed SIP request answered 400");
                 if let Err(e) = self.socket.send_to(&response, from).await {
                     warn!(src = %from, error = %e, "could not send the 400");
                 }
             }
             Verdict::Answer { reason, .. } | Verdict::Drop { reason } => {
+                let reason = sip_check::without_numbers(&reason);
                 warn!(src = %from, %reason, allowed, "malformed SIP message dropped");
             }
             Verdict::Pass => {}

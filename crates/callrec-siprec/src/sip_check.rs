@@ -317,6 +317,32 @@ fn answer_tag(parts: &[&str]) -> String {
     format!("cr{h:016x}")
 }
 
+/// `text` with every run of six or more digits replaced by `***`: a reason
+/// may quote a header with a phone number in it, and logs carry no phone
+/// numbers (addresses and ports have shorter runs).
+pub fn without_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 6 {
+            out.push_str("***");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
 /// A reason phrase that fits a status line: one line, printable, at most
 /// 200 bytes.
 pub fn reason_phrase(text: &str) -> String {
@@ -543,6 +569,15 @@ mod tests {
         assert_eq!(reason, "unknown  header");
         assert!(response.starts_with("SIP/2.0 400 Malformed SIP: unknown  header\r\n"));
         assert!(response.contains("Call-ID: c-1@192.0.2.9\r\n"));
+    }
+
+    #[test]
+    fn phone_numbers_are_masked_for_logs() {
+        assert_eq!(
+            without_numbers("header line 3 ('From <sip:+34911234567@192.0.2.9:5060>')"),
+            "header line 3 ('From <sip:+***@192.0.2.9:5060>')"
+        );
+        assert_eq!(without_numbers("12345 123456"), "12345 ***");
     }
 
     #[test]
