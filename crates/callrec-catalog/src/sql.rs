@@ -489,13 +489,7 @@ async fn insert_pause(
         .bind(to_i64("pause end", span.end_ms)?)
         .execute(&mut *conn)
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                CatalogError::not_found("recording", id)
-            } else {
-                CatalogError::from(e)
-            }
-        })?;
+        .map_err(missing_parent("recording", id))?;
     Ok(())
 }
 
@@ -864,6 +858,21 @@ fn check_limit(limit: u32) -> Result<i64, CatalogError> {
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Maps an insert's error: a foreign-key violation means the parent row
+/// (`what` `id`) is missing; anything else stays a database error.
+fn missing_parent(
+    what: &'static str,
+    id: impl ToString,
+) -> impl FnOnce(sqlx::Error) -> CatalogError {
+    move |e| {
+        if is_foreign_key_violation(&e) {
+            CatalogError::not_found(what, id)
+        } else {
+            CatalogError::from(e)
+        }
+    }
 }
 
 fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
@@ -1498,13 +1507,7 @@ async fn insert_decision(
     .bind(decision.reason.as_str())
     .execute(&mut *conn)
     .await
-    .map_err(|e| {
-        if is_foreign_key_violation(&e) {
-            CatalogError::not_found("call", id)
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(missing_parent("call", id))?;
     Ok(())
 }
 
@@ -1525,13 +1528,7 @@ async fn insert_participant(
     .bind(participant.joined_at.0)
     .fetch_one(&mut *conn)
     .await
-    .map_err(|e| {
-        if is_foreign_key_violation(&e) {
-            CatalogError::not_found("call", call)
-        } else {
-            CatalogError::from(e)
-        }
-    })?;
+    .map_err(missing_parent("call", call))?;
     participant_from_row(&row)
 }
 
@@ -1558,13 +1555,7 @@ async fn insert_recording(
     .bind(new.created_at.0)
     .fetch_one(&mut *conn)
     .await
-    .map_err(|e| {
-        if is_foreign_key_violation(&e) {
-            CatalogError::not_found("call", &new.call_id)
-        } else {
-            CatalogError::from(e)
-        }
-    })?;
+    .map_err(missing_parent("call", &new.call_id))?;
     let recording = recording_from_row(&row)?;
     sqlx::query(
         "INSERT INTO recording_status_history (recording_id, at, from_status, to_status, reason) \

@@ -51,15 +51,7 @@ pub fn check(packet: &[u8], server: &str) -> Verdict {
     if packet.iter().all(|b| b.is_ascii_whitespace()) {
         return Verdict::Pass;
     }
-    // The headers end at the first empty line, CRLF or bare LF.
-    let head_len = [(&b"\r\n\r\n"[..], 4), (&b"\n\n"[..], 2)]
-        .iter()
-        .filter_map(|(end, n)| find(packet, end).map(|i| (i, i + n)))
-        .min();
-    let (head, body_len) = match head_len {
-        Some((end, body_start)) => (&packet[..end], packet.len() - body_start),
-        None => (packet, 0),
-    };
+    let (head, body_len) = split_head(packet);
     let Ok(head) = std::str::from_utf8(head) else {
         return Verdict::Drop {
             reason: "the start line and headers are not UTF-8 text".into(),
@@ -75,33 +67,49 @@ pub fn check(packet: &[u8], server: &str) -> Verdict {
         Ok(m) => m,
         Err(reason) => return refuse_or_drop(&lines, "", reason, server),
     };
-    let mut reason = None;
-    for (n, line) in lines.iter().enumerate().skip(1) {
-        if header_name(line).is_none() {
-            reason = Some(format!(
-                "header line {} ({}) is not 'Name: value'",
-                n + 1,
-                quote(line)
-            ));
-            break;
-        }
-    }
-    if reason.is_none() {
-        reason = MANDATORY
-            .iter()
-            .find(|(full, compact)| header(&lines, full, *compact).is_empty())
-            .map(|(full, _)| format!("missing {full} header"));
-    }
-    if reason.is_none() {
-        reason = cseq_problem(&lines, method);
-    }
-    if reason.is_none() {
-        reason = content_length_problem(&lines, body_len, head_len.is_some());
-    }
+    let reason = bad_header_line(&lines)
+        .or_else(|| {
+            MANDATORY
+                .iter()
+                .find(|(full, compact)| header(&lines, full, *compact).is_empty())
+                .map(|(full, _)| format!("missing {full} header"))
+        })
+        .or_else(|| cseq_problem(&lines, method))
+        .or_else(|| content_length_problem(&lines, body_len));
     match reason {
         None => Verdict::Pass,
         Some(reason) => refuse_or_drop(&lines, method, reason, server),
     }
+}
+
+/// The start line and headers (up to the first empty line, CRLF or bare
+/// LF), and the length of the body after them (`None` when the headers
+/// never end).
+fn split_head(packet: &[u8]) -> (&[u8], Option<usize>) {
+    let end = [(&b"\r\n\r\n"[..], 4), (&b"\n\n"[..], 2)]
+        .iter()
+        .filter_map(|(end, n)| find(packet, end).map(|i| (i, i + n)))
+        .min();
+    match end {
+        Some((end, body_start)) => (&packet[..end], Some(packet.len() - body_start)),
+        None => (packet, None),
+    }
+}
+
+/// The first header line that is not `Name: value`, as a reason.
+fn bad_header_line(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, line)| header_name(line).is_none())
+        .map(|(n, line)| {
+            format!(
+                "header line {} ({}) is not 'Name: value'",
+                n + 1,
+                quote(line)
+            )
+        })
 }
 
 /// The 400 for a malformed request, or a drop when it is an ACK or lacks
@@ -235,14 +243,14 @@ fn cseq_problem(lines: &[String], method: &str) -> Option<String> {
     }
 }
 
-fn content_length_problem(lines: &[String], body_len: usize, head_ended: bool) -> Option<String> {
+fn content_length_problem(lines: &[String], body_len: Option<usize>) -> Option<String> {
     let values = header(lines, "Content-Length", Some("l"));
     if values.len() > 1 {
         return Some("more than one Content-Length header".into());
     }
-    if !head_ended {
+    let Some(body_len) = body_len else {
         return Some("the headers do not end with an empty line".into());
-    }
+    };
     let value = values.first()?;
     match value.parse::<usize>() {
         Err(_) => Some(format!("Content-Length {} is not a number", quote(value))),
@@ -256,11 +264,7 @@ fn content_length_problem(lines: &[String], body_len: usize, head_ended: bool) -
 /// The answer (or the drop) for a datagram that another parser (the SIP
 /// stack's) found malformed for `reason`, after [`check`] passed it.
 pub fn refuse(packet: &[u8], reason: &str, server: &str) -> Verdict {
-    let head = match find(packet, b"\r\n\r\n").or_else(|| find(packet, b"\n\n")) {
-        Some(end) => &packet[..end],
-        None => packet,
-    };
-    let head = String::from_utf8_lossy(head);
+    let head = String::from_utf8_lossy(split_head(packet).0);
     let lines = unfold(&head);
     let start = lines.first().map(String::as_str).unwrap_or("");
     let reason = quote_plain(reason);

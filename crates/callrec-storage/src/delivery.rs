@@ -517,13 +517,13 @@ fn metadata_key_of(audio_key: &str) -> Option<ObjectKey> {
     ObjectKey::new(format!("{stem}.json")).ok()
 }
 
-/// Claims, uploads, verifies, marks delivered, removes the spool copy. A
-/// failure after the claim is recorded in the catalog with the next attempt
-/// time; `Err` only when the catalog itself could not be updated.
 /// One delivery attempt: claims the recording (spooled or failed →
 /// uploading; of several workers or nodes exactly one gets it), uploads,
-/// verifies and records the outcome. The catalog writes go through the
-/// group commit, so the uploads running together share commits.
+/// verifies, marks delivered, removes the spool copy. A failure after the
+/// claim is recorded in the catalog with the next attempt time; `Err` only
+/// when the catalog itself could not be updated. The claim and "delivered"
+/// go through the group commit, so the uploads running together share
+/// commits.
 async fn deliver(s: &Shared, id: RecordingId) -> Result<Outcome, DeliveryError> {
     use RecordingStatus::*;
     let claim = CatalogChange::Transition {
