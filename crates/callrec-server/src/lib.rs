@@ -121,6 +121,15 @@ impl Listeners {
                 source,
             }
         })?;
+        // rsipstack binds the TCP listener itself once it serves; try the
+        // address now so a port in use is a clear error at start-up, not a
+        // warning in the stack's log and a server without TCP.
+        if let Some(a) = config.sip.tcp_listen {
+            std::net::TcpListener::bind(a).map_err(|source| ServerError::Listen {
+                what: format!("sip tcp {a}"),
+                source,
+            })?;
+        }
         Ok(Listeners {
             sip_udp,
             sip_tcp: config.sip.tcp_listen,
@@ -608,6 +617,11 @@ impl App {
         let sip_serve = tokio::spawn(async move {
             let _ = endpoint_inner.serve().await;
         });
+        if let Some(tcp) = listeners.sip_tcp {
+            // Ready means every listener accepts: rsipstack binds TCP in its
+            // serve task, so wait for it.
+            wait_listening(tcp).await?;
+        }
         let sip_loop = tokio::spawn(sip::serve(
             state.clone(),
             dialog_layer,
@@ -698,4 +712,29 @@ pub(crate) fn aor_user(aor: &str) -> Option<&str> {
         .or_else(|| a.strip_prefix("tel:"))
         .unwrap_or(a);
     a.split(['@', ';']).next().filter(|u| !u.is_empty())
+}
+
+/// Waits until a TCP listener accepts on `addr` (an unspecified address is
+/// tried on the loopback of its family), for at most five seconds.
+async fn wait_listening(addr: SocketAddr) -> Result<(), ServerError> {
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::TcpStream::connect(probe).await {
+            Ok(_) => return Ok(()),
+            Err(source) if tokio::time::Instant::now() >= deadline => {
+                return Err(ServerError::Listen {
+                    what: format!("sip tcp {addr} (not accepting after 5 s)"),
+                    source,
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
 }
