@@ -1,0 +1,138 @@
+//! `callrec serve`, the real binary, at start-up: a SIP port already in use
+//! is a clear error (not a server that runs without it), and once `/readyz`
+//! says ready, SIP over TCP answers at once (rsipstack binds its TCP
+//! listener in a task of its own; ready waits for it).
+
+#[path = "../../callrec-server/tests/common/mod.rs"]
+mod siprec;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use siprec::*;
+
+/// A configuration with SIP (UDP and TCP) on `sip` and HTTP on `http`.
+fn config(dir: &Path, sip: SocketAddr, http: SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("callrec.toml");
+    let rtp = 36000 + (std::process::id() % 50) as u16 * 40;
+    std::fs::write(
+        &path,
+        format!(
+            r#"data_dir = "{data}"
+[sip]
+udp_listen = "{sip}"
+tcp_listen = "{sip}"
+[http]
+listen = "{http}"
+[rtp]
+bind_address = "127.0.0.1"
+port_min = {rtp}
+port_max = {rtp_max}
+"#,
+            data = dir.join("data").display(),
+            rtp_max = rtp + 39,
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A port free for both UDP and TCP on the loopback.
+fn free_sip_port() -> SocketAddr {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+}
+
+fn free_tcp_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[test]
+fn a_sip_tcp_port_in_use_stops_the_start_with_the_address_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sip = free_sip_port();
+    // Somebody else listens on the SIP TCP port.
+    let _taken = TcpListener::bind(sip).unwrap();
+    let http = free_tcp_port();
+    let cfg = config(dir.path(), sip, http);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callrec"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("callrec serve kept running without its SIP TCP port");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on sip tcp {sip}")) && err.contains("in use"),
+        "{err}"
+    );
+    // It never served: nothing answers on its HTTP address.
+    assert!(TcpStream::connect(http).is_err());
+}
+
+#[test]
+fn when_ready_sip_over_tcp_answers_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sip = free_sip_port();
+    let http = free_tcp_port();
+    let cfg = config(dir.path(), sip, http);
+    let child = Command::new(env!("CARGO_BIN_EXE_callrec"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(http, "/readyz").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "callrec serve never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // No retry: ready means the TCP listener accepts.
+    let mut conn = TcpStream::connect(sip).expect("SIP TCP accepts once ready");
+    let me = conn.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:srs@{sip} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-ready\r\n\
+From: <sip:src@{me}>;tag=r1\r\nTo: <sip:srs@{sip}>\r\nCall-ID: ready@test\r\n\
+CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    conn.write_all(options.as_bytes()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let n = conn.read(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+}
