@@ -261,6 +261,18 @@ pub struct SipConfig {
         serialize_with = "print_optional_addr"
     )]
     pub tcp_listen: Option<SocketAddr>,
+    /// TLS listen address (SIPS); none (the default) or "" turns TLS off.
+    /// Needs `tls_certificate` and `tls_private_key`.
+    #[serde(
+        deserialize_with = "optional_addr",
+        serialize_with = "print_optional_addr"
+    )]
+    pub tls_listen: Option<SocketAddr>,
+    /// The server certificate chain for TLS, a PEM file (leaf first).
+    pub tls_certificate: Option<PathBuf>,
+    /// The private key of that certificate, a PEM file (PKCS#8, PKCS#1 or
+    /// SEC1).
+    pub tls_private_key: Option<PathBuf>,
     /// The address put in Contact and SDP when the listen address is a
     /// wildcard (e.g. the host's address as seen by the SBC).
     pub public_address: Option<IpAddr>,
@@ -278,6 +290,9 @@ impl Default for SipConfig {
         SipConfig {
             udp_listen: Some(SocketAddr::from(([0, 0, 0, 0], 5060))),
             tcp_listen: Some(SocketAddr::from(([0, 0, 0, 0], 5060))),
+            tls_listen: None,
+            tls_certificate: None,
+            tls_private_key: None,
             public_address: None,
             allowed_networks: vec![
                 "0.0.0.0/0".parse().expect("valid"),
@@ -547,6 +562,15 @@ impl Config {
                 .validate()
                 .map_err(|e| ConfigError::Value(format!("[storage]: {e}")))?;
         }
+        let sip = &self.sip;
+        if sip.tls_listen.is_some()
+            && (sip.tls_certificate.is_none() || sip.tls_private_key.is_none())
+        {
+            return Err(ConfigError::Value(
+                "sip.tls_listen needs sip.tls_certificate and sip.tls_private_key (PEM files)"
+                    .into(),
+            ));
+        }
         if self.delivery.concurrency == 0 {
             return Err(ConfigError::Value(
                 "delivery.concurrency must be at least 1".into(),
@@ -742,6 +766,32 @@ mod tests {
         let e = Config::from_toml_and_env("[sip]\nallowed_networks = [\"10.0.0.0/40\"]", [])
             .unwrap_err();
         assert!(e.to_string().contains("prefix length"), "{e}");
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_needs_its_certificate_and_key() {
+        let c = Config::from_toml_and_env("", []).unwrap();
+        assert_eq!(c.sip.tls_listen, None);
+        assert!(c.print().contains("tls_listen = \"\""), "{}", c.print());
+        let e = Config::from_toml_and_env("", env(&[("CALLREC_SIP__TLS_LISTEN", "0.0.0.0:5061")]))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("sip.tls_certificate and sip.tls_private_key"),
+            "{e}"
+        );
+        let c = Config::from_toml_and_env(
+            "[sip]\ntls_listen = \"0.0.0.0:5061\"\ntls_certificate = \"/etc/callrec/srs.crt\"\n\
+             tls_private_key = \"/etc/callrec/srs.key\"",
+            [],
+        )
+        .unwrap();
+        assert_eq!(c.sip.tls_listen, Some("0.0.0.0:5061".parse().unwrap()));
+        let printed = c.print();
+        assert!(
+            printed.contains("tls_private_key = \"/etc/callrec/srs.key\""),
+            "{printed}"
+        );
     }
 
     #[test]

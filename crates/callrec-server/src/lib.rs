@@ -32,6 +32,7 @@ pub mod recording;
 pub mod settings_store;
 pub mod sip;
 pub mod sip_guard;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -44,6 +45,7 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::transport::udp::{UdpConnection, UdpInner};
 use rsipstack::transport::{SipAddr, TcpListenerConnection, TransportLayer};
 use serde::Serialize;
+pub use tls::TlsListen;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +80,14 @@ pub enum ServerError {
     /// The storage or the spool could not be opened.
     #[error("cannot set up delivery: {0}")]
     Delivery(String),
+    /// The TLS certificate or key of SIP over TLS cannot be used.
+    #[error("cannot use {what} for SIP over TLS: {why}")]
+    Tls {
+        /// Which setting and file.
+        what: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The SIP stack refused a listener.
     #[error("the SIP stack cannot use {what}: {why}")]
     Sip {
@@ -97,6 +107,9 @@ pub struct Listeners {
     /// SIP over TCP: the address to listen on (rsipstack binds it itself,
     /// with SO_REUSEADDR).
     pub sip_tcp: Option<SocketAddr>,
+    /// SIP over TLS: the address (bound by rsipstack too) and the
+    /// certificate and key, read and checked.
+    pub sip_tls: Option<TlsListen>,
     /// HTTP.
     pub http: std::net::TcpListener,
 }
@@ -125,16 +138,51 @@ impl Listeners {
         // address now so a port in use is a clear error at start-up, not a
         // warning in the stack's log and a server without TCP.
         if let Some(a) = config.sip.tcp_listen {
-            std::net::TcpListener::bind(a).map_err(|source| ServerError::Listen {
-                what: format!("sip tcp {a}"),
-                source,
-            })?;
+            try_bind(a, "sip tcp")?;
         }
         Ok(Listeners {
             sip_udp,
             sip_tcp: config.sip.tcp_listen,
+            sip_tls: Listeners::tls(&config.sip)?,
             http,
         })
+    }
+
+    /// SIP over TLS as `[sip]` sets it: the certificate and key read and
+    /// checked (PEM, the key fits the certificate) and the port tried.
+    /// `None` when `tls_listen` is not set.
+    pub fn tls(sip: &config::SipConfig) -> Result<Option<TlsListen>, ServerError> {
+        let Some(addr) = sip.tls_listen else {
+            return Ok(None);
+        };
+        let read = |key: &str, path: &Option<std::path::PathBuf>| {
+            let path = path.as_ref().ok_or_else(|| ServerError::Tls {
+                what: format!("sip.{key}"),
+                why: "not set; sip.tls_listen needs it".into(),
+            })?;
+            let what = format!("sip.{key} {}", path.display());
+            std::fs::read(path)
+                .map(|bytes| (bytes, what.clone()))
+                .map_err(|e| ServerError::Tls {
+                    what,
+                    why: e.to_string(),
+                })
+        };
+        let (certificate, cert_what) = read("tls_certificate", &sip.tls_certificate)?;
+        let (private_key, key_what) = read("tls_private_key", &sip.tls_private_key)?;
+        tls::check(&certificate, &private_key).map_err(|e| ServerError::Tls {
+            what: match e.file {
+                tls::File::Certificate => cert_what,
+                tls::File::Key => key_what,
+            },
+            why: e.why,
+        })?;
+        try_bind(addr, "sip tls")?;
+        Ok(Some(TlsListen {
+            addr,
+            certificate,
+            private_key,
+        }))
     }
 
     /// Loopback sockets on free ports (SIP UDP and TCP on the same port
@@ -155,6 +203,7 @@ impl Listeners {
             return Ok(Listeners {
                 sip_udp: Some(udp),
                 sip_tcp: Some(addr),
+                sip_tls: None,
                 http,
             });
         }
@@ -601,6 +650,21 @@ impl App {
                 })?;
             transport.add_transport(l.into());
         }
+        if let Some(tls) = &listeners.sip_tls {
+            tls::install_provider();
+            let config = rsipstack::transport::tls::TlsConfig {
+                cert: Some(tls.certificate.clone()),
+                key: Some(tls.private_key.clone()),
+                ..Default::default()
+            };
+            let l = rsipstack::transport::tls::TlsListenerConnection::new(tls.addr, None, config)
+                .await
+                .map_err(|e| ServerError::Sip {
+                    what: format!("sip tls {}", tls.addr),
+                    why: e.to_string(),
+                })?;
+            transport.add_transport(l.into());
+        }
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&state.config.sip.user_agent)
             .with_transport_layer(transport)
@@ -617,10 +681,13 @@ impl App {
         let sip_serve = tokio::spawn(async move {
             let _ = endpoint_inner.serve().await;
         });
+        // Ready means every listener accepts: rsipstack binds TCP and TLS in
+        // its serve task, so wait for them.
         if let Some(tcp) = listeners.sip_tcp {
-            // Ready means every listener accepts: rsipstack binds TCP in its
-            // serve task, so wait for it.
-            wait_listening(tcp).await?;
+            wait_listening(tcp, "sip tcp").await?;
+        }
+        if let Some(tls) = &listeners.sip_tls {
+            wait_listening(tls.addr, "sip tls").await?;
         }
         let sip_loop = tokio::spawn(sip::serve(
             state.clone(),
@@ -714,27 +781,47 @@ pub(crate) fn aor_user(aor: &str) -> Option<&str> {
     a.split(['@', ';']).next().filter(|u| !u.is_empty())
 }
 
-/// Waits until a TCP listener accepts on `addr` (an unspecified address is
-/// tried on the loopback of its family), for at most five seconds.
-async fn wait_listening(addr: SocketAddr) -> Result<(), ServerError> {
-    let mut probe = addr;
-    if probe.ip().is_unspecified() {
-        probe.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
+/// Tries to bind a stream socket to `addr` (and lets it go): a port in use
+/// is an error naming `what` and the address.
+fn try_bind(addr: SocketAddr, what: &str) -> Result<(), ServerError> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| ServerError::Listen {
+            what: format!("{what} {addr}"),
+            source,
+        })
+}
+
+/// Whether a socket listens on `addr`: a bind with SO_REUSEADDR fails with
+/// "address in use" only then (socket(7)), so the probe neither connects
+/// (a TLS listener would log a failed handshake) nor gets in the way of
+/// the listener's own bind.
+fn listening(addr: SocketAddr) -> bool {
+    let Ok(probe) = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    ) else {
+        return false;
+    };
+    if probe.set_reuse_address(true).is_err() {
+        return false;
     }
+    matches!(probe.bind(&addr.into()), Err(e) if e.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+/// Waits until a stream listener is up on `addr` (rsipstack binds its TCP
+/// and TLS listeners in its serve task), for at most five seconds.
+async fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), ServerError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match tokio::net::TcpStream::connect(probe).await {
-            Ok(_) => return Ok(()),
-            Err(source) if tokio::time::Instant::now() >= deadline => {
-                return Err(ServerError::Listen {
-                    what: format!("sip tcp {addr} (not accepting after 5 s)"),
-                    source,
-                });
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+    while !listening(addr) {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ServerError::Sip {
+                what: format!("{what} {addr}"),
+                why: "the listener is not up after 5 s (see the warnings above)".into(),
+            });
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    Ok(())
 }

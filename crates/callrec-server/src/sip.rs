@@ -282,20 +282,7 @@ async fn new_invite(
             return;
         }
     };
-    let transport = tx
-        .connection
-        .as_ref()
-        .map(|c| c.transport())
-        .unwrap_or(rsipstack::sip::Transport::Udp);
-    let contact_ip = state.config.sip.advertised_ip(sip_addr.ip());
-    let contact_uri = if transport == rsipstack::sip::Transport::Udp {
-        format!("sip:srs@{}", SocketAddr::new(contact_ip, sip_addr.port()))
-    } else {
-        format!(
-            "sip:srs@{};transport=tcp",
-            SocketAddr::new(contact_ip, sip_addr.port())
-        )
-    };
+    let contact_uri = contact_uri(&state, &tx, sip_addr);
     let (state_tx, state_rx) = dialog_layer.new_dialog_state_channel();
     let dialog = match dialog_layer.get_or_create_server_invite(
         &tx,
@@ -378,4 +365,23 @@ pub(crate) async fn bind_ports(state: &AppState, n: usize) -> Option<(Vec<u16>, 
         }
     }
     None
+}
+
+/// Our Contact for a dialog of `tx`: where the recording client reaches us
+/// on the transport the INVITE came over (TCP and TLS by the port of the
+/// listener that accepted the connection).
+fn contact_uri(state: &AppState, tx: &Transaction, sip_addr: SocketAddr) -> String {
+    use rsipstack::sip::Transport;
+    let connection = tx.connection.as_ref();
+    let transport = connection.map(|c| c.transport()).unwrap_or(Transport::Udp);
+    let local = connection
+        .and_then(|c| c.get_addr().get_socketaddr().ok())
+        .unwrap_or(sip_addr);
+    let contact_ip = state.config.sip.advertised_ip(local.ip());
+    let at = SocketAddr::new(contact_ip, local.port());
+    match transport {
+        Transport::Udp => format!("sip:srs@{at}"),
+        Transport::Tls => format!("sip:srs@{at};transport=tls"),
+        _ => format!("sip:srs@{at};transport=tcp"),
+    }
 }

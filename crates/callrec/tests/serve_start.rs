@@ -136,3 +136,36 @@ CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
 }
+
+#[test]
+fn a_tls_key_that_does_not_fit_stops_the_start_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sip = free_sip_port();
+    let http = free_tcp_port();
+    let tls = free_tcp_port();
+    let cfg = config(dir.path(), sip, http);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("srs.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(
+        dir.path().join("srs.key"),
+        other.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_callrec"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env("CALLREC_SIP__TLS_LISTEN", tls.to_string())
+        .env("CALLREC_SIP__TLS_CERTIFICATE", dir.path().join("srs.crt"))
+        .env("CALLREC_SIP__TLS_PRIVATE_KEY", dir.path().join("srs.key"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let key = dir.path().join("srs.key");
+    assert!(
+        err.contains(&format!("cannot use sip.tls_private_key {}", key.display()))
+            && err.contains("does not fit the certificate"),
+        "{err}"
+    );
+    assert!(TcpStream::connect(http).is_err());
+}

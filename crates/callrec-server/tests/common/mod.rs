@@ -74,7 +74,9 @@ impl Server {
             },
         ];
         tweak(&mut config);
-        let listeners = Listeners::loopback().unwrap();
+        let mut listeners = Listeners::loopback().unwrap();
+        // SIP over TLS when the test configures it.
+        listeners.sip_tls = Listeners::tls(&config.sip).unwrap();
         let sip = listeners.sip_addr().unwrap();
         let http = listeners.http_addr().unwrap();
         let (stx, srx) = tokio::sync::oneshot::channel::<()>();
