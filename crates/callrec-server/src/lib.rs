@@ -730,7 +730,13 @@ impl App {
         state
             .ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(%sip_addr, "callrec is serving");
+        let shown = |a: Option<SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
+        tracing::info!(
+            %sip_addr,
+            sip_tcp = %shown(listeners.sip_tcp),
+            sip_tls = %shown(listeners.sip_tls.as_ref().map(|t| t.addr)),
+            "callrec is serving"
+        );
 
         shutdown.await;
         tracing::info!("shutting down: no new sessions; ending the live ones");

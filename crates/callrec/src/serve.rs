@@ -38,6 +38,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    // One rustls provider for every TLS in the process (SIP over TLS, the
+    // storage clients): two are linked, so rustls cannot choose alone.
+    callrec_server::tls::install_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
