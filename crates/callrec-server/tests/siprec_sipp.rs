@@ -195,6 +195,71 @@ fn reinvite_inactive_pauses_and_sendonly_resumes() {
     assert!(tone_db(&right[cut..], AGENT_TONE_HZ) > -20.0);
 }
 
+/// An UPDATE (no ACK follows): `invite_with`'s request as UPDATE.
+fn update(cseq: u32, direction: &str) -> String {
+    invite(cseq, "[last_To:]", direction, false, "[branch]")
+        .replace("INVITE sip:", "UPDATE sip:")
+        .replace(
+            &format!("CSeq: {cseq} INVITE"),
+            &format!("CSeq: {cseq} UPDATE"),
+        )
+        .replace("Require: siprec\n", "")
+}
+
+#[test]
+fn session_timers_are_tolerated_and_update_refreshes_pauses_and_resumes() {
+    let server = Server::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, _) = two_party_capture(dir.path(), 5.0);
+    // The SBC asks for a session timer (RFC 4028), refreshed by itself.
+    let timer = "Supported: timer\nSession-Expires: 90;refresher=uac\nMin-SE: 90\n";
+    let mut body = establish("sendonly").replacen(
+        "Require: siprec\n",
+        &format!("Require: siprec\n{timer}"),
+        1,
+    );
+    body.push_str(&play_and_wait(&pcap, 1000));
+    // A session refresh: UPDATE without a body, answered 200, nothing changes.
+    let refresh = in_dialog("UPDATE", 2).replace(
+        "Content-Length: 0",
+        "Session-Expires: 90;refresher=uac\nContent-Length: 0",
+    );
+    body.push_str(&send(&refresh, true));
+    body.push_str("  <recv response=\"200\"/>\n");
+    // Pause by UPDATE: every stream inactive.
+    body.push_str(&send(&update(3, "inactive"), true));
+    body.push_str("  <recv response=\"200\"/>\n  <pause milliseconds=\"2000\"/>\n");
+    // Resume by UPDATE.
+    body.push_str(&send(&update(4, "sendonly"), true));
+    body.push_str("  <recv response=\"200\"/>\n  <pause milliseconds=\"2500\"/>\n");
+    body.push_str(&hang_up(5));
+    assert!(body.contains("Session-Expires: 90;refresher=uac\nMin-SE"));
+    let (ok, log) = run_sipp(dir.path(), &scenario(&body), server.sip, "u1");
+    assert!(ok, "sipp failed:\n{log}");
+
+    let rec = server.next_recording(20);
+    assert_eq!(rec.metadata["end_reason"], "bye_from_recording_client");
+    let spans = rec.metadata["pause_spans"].as_array().unwrap().clone();
+    assert_eq!(spans.len(), 1, "the refresh paused nothing; {spans:?}");
+    let paused_ms = spans[0]["paused_ms"].as_u64().unwrap();
+    assert!((1500..=2800).contains(&paused_ms), "paused {paused_ms} ms");
+    let (left, right) = read_stereo_wav(&rec.audio_path);
+    let secs = left.len() as f64 / 8000.0;
+    let expected = 5.0 - paused_ms as f64 / 1000.0;
+    assert!(
+        (secs - expected).abs() < 0.5,
+        "file {secs:.2} s, expected about {expected:.2} s"
+    );
+    let cut = spans[0]["start_ms"].as_u64().unwrap() as usize * 8;
+    assert!(tone_db(&right[..cut], AGENT_TONE_HZ) > -20.0);
+    assert!(tone_db(&right[cut..], AGENT_TONE_HZ) > -20.0);
+    let (r, l) = (
+        tone_db(&right, AGENT_TONE_HZ),
+        tone_db(&left, AGENT_TONE_HZ),
+    );
+    assert!(r - l > 40.0, "crosstalk: {r:.1} dB right, {l:.1} dB left");
+}
+
 #[test]
 fn cancel_before_answer_records_nothing() {
     let server = Server::start(|c| c.sip.answer_delay_ms = 3000);
