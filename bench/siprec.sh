@@ -133,7 +133,11 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$server_pid/status"; }
-rss0=$(rss_kib); cpu0=$(cpu)
+# The kernel's count of datagrams dropped for a full socket buffer (the
+# whole host; the call tasks read their sockets directly, so this is where
+# a busy callrec would lose packets).
+rcvbuf_errors() { awk '/^Udp:/ && !h {h=1; for (i=1;i<=NF;i++) if ($i=="RcvbufErrors") c=i; next} /^Udp:/ {print $c; exit}' /proc/net/snmp; }
+rss0=$(rss_kib); cpu0=$(cpu); rcvbuf0=$(rcvbuf_errors)
 
 sipp -sf "$work/siprec.xml" -m "$calls" -l "$calls" -r "$rate" -rp 1000 -nostdin \
   -i 127.0.0.1 -mp 16000 -timeout $(( secs + 60 ))s \
@@ -154,14 +158,14 @@ metrics=$(curl -s "http://127.0.0.1:$http_port/metrics")
 m() { echo "$metrics" | awk -v k="$1" 'index($0, k" ") == 1 {print $2}'; }
 finished=$(m 'callrec_recordings_total{status="finished"}')
 received=$(m 'callrec_rtp_packets_total{result="received"}')
-dropped=$(m 'callrec_rtp_packets_total{result="queue_full"}')
+rcvbuf1=$(rcvbuf_errors)
 fin_ms=$(m 'callrec_recording_finalize_milliseconds_sum')
 sent=$(( calls * 2 * secs * 50 ))
 cpu_s=$(echo "scale=3; ($cpu1 - $cpu0) / $ticks" | bc)
 echo "calls:                       $calls x ${secs}s, started $rate per second (sipp ok: $sipp_ok)"
 echo "recordings finished:         $finished"
 echo "rtp packets sent by sipp:    $sent"
-echo "rtp packets counted:         $received (queue drops: $dropped)"
+echo "rtp packets counted:         $received (UDP receive-buffer drops, whole host: $(( rcvbuf1 - rcvbuf0 )))"
 echo "cpu seconds per call minute: $(echo "scale=4; $cpu_s / ($calls * $secs / 60)" | bc) (sipp, on the same cores: $(echo "scale=4; $sipp_ticks / $ticks / ($calls * $secs / 60)" | bc))"
 echo "rss per active call (KiB):   $(( (peak - rss0) / calls )) (peak $peak KiB, idle $rss0 KiB)"
 echo "end-of-call to file (mean):  $(echo "scale=1; ${fin_ms:-0} / ${finished:-1}" | bc) ms"

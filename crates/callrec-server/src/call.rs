@@ -1,21 +1,19 @@
 //! One recording session, from the answer to the finished file.
 //!
 //! The call task owns the dialog's state channel, the recorder and the
-//! metadata state. Each RTP socket has a reader task that latches on the
-//! first SSRC and source address and forwards packets over a bounded queue
-//! (capacity `rtp.queue_packets` per stream; a packet that finds it full is
-//! dropped and counted, so a slow call never stalls a socket). The
+//! metadata state, and reads the call's RTP sockets itself
+//! ([`crate::rtp_in`]: latching on the first SSRC and source address, one
+//! task wake per packet, no queue but the sockets' receive buffers). The
 //! recording is written by this task; finalizing (flush, hash, JSON) runs
 //! on a blocking thread, and the result is published as a
 //! [`crate::RecordingFinished`]. Nothing here waits on storage.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
 use callrec_media::Role;
 use callrec_media::timeline::{MediaTime, PauseMode};
 use callrec_policy::{
@@ -33,7 +31,6 @@ use rsipstack::sip::headers::make_header;
 use rsipstack::sip::{Header, Request, StatusCode};
 use serde_json::json;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +40,7 @@ use callrec_policy::StartRecording;
 use crate::config::PauseModeSetting;
 use crate::pipeline::{CatalogEvent, Pipeline};
 use crate::recording::Recorder;
+use crate::rtp_in::RtpIn;
 use crate::sip::header_values;
 use crate::{AppState, LiveCall, LiveStream};
 
@@ -62,22 +60,9 @@ pub(crate) struct CallSetup {
     pub session_id: u64,
 }
 
-struct Packet {
-    stream: usize,
-    arrival: Instant,
-    data: Bytes,
-}
-
 /// Most streams one call records: m-lines offered beyond it (a misbehaving
 /// client) are declined with port 0.
 const MAX_STREAMS: usize = 16;
-
-/// What a stream added during the call needs: the call's packet queue and
-/// the token that stops its readers.
-struct MediaPlumbing {
-    packets: mpsc::Sender<Packet>,
-    readers: CancellationToken,
-}
 
 /// Why the recording ended, for the metadata.
 fn end_reason(r: &TerminatedReason) -> &'static str {
@@ -354,23 +339,11 @@ pub(crate) async fn run(
     );
     tracing::info!(%call_id, streams = recordable.len(), "recording started");
 
-    // Readers.
-    let readers = CancellationToken::new();
-    let (ptx, mut prx) =
-        mpsc::channel::<Packet>(state.config.rtp.queue_packets * recordable.len().max(1));
+    // The RTP sockets, read by this task.
+    let mut rtp = RtpIn::new();
     for (k, socket) in setup.sockets.into_iter().enumerate() {
-        tokio::spawn(read_rtp(
-            socket,
-            k,
-            ptx.clone(),
-            state.clone(),
-            readers.clone(),
-        ));
+        rtp.add(socket, k);
     }
-    let mut plumbing = MediaPlumbing {
-        packets: ptx,
-        readers: readers.clone(),
-    };
 
     // Pause state from the first offer: every recorded stream inactive.
     let mut session = Session {
@@ -403,11 +376,9 @@ pub(crate) async fn run(
     let reason: String;
     loop {
         tokio::select! {
-            p = prx.recv() => {
-                // The call holds a sender (`plumbing`): never closed here.
-                let Some(p) = p else { continue };
+            p = rtp.recv(&state.metrics) => {
                 last_packet = p.arrival;
-                if !session.stopped && recorder.push(p.stream, media_time(p.arrival), &p.data) {
+                if !session.stopped && recorder.push(p.stream, media_time(p.arrival), rtp.packet(&p)) {
                     state.metrics.packets_received.inc();
                 } else {
                     state.metrics.packets_refused.inc();
@@ -432,7 +403,7 @@ pub(crate) async fn run(
             s = states.recv() => match s {
                 Some(DialogState::Updated(_, req, handle)) => {
                     let now = media_time(Instant::now());
-                    session.update(&state, &call_id, &req, handle, &mut recorder, &mut metadata, &mut resolver, &mut stream_labels, &mut plumbing, now).await;
+                    session.update(&state, &call_id, &req, handle, &mut recorder, &mut metadata, &mut resolver, &mut stream_labels, &mut rtp, now).await;
                 }
                 Some(DialogState::Options(_, _, handle)) | Some(DialogState::Info(_, _, handle)) => {
                     handle.reply(StatusCode::OK).await.ok();
@@ -453,13 +424,14 @@ pub(crate) async fn run(
             }
         }
     }
-    readers.cancel();
-    // Packets already queued still count.
-    while let Ok(p) = prx.try_recv() {
-        if !session.stopped && recorder.push(p.stream, media_time(p.arrival), &p.data) {
+    // Packets already received still count.
+    let stopped = session.stopped;
+    rtp.drain(&state.metrics, |k, arrival, packet| {
+        if !stopped && recorder.push(k, media_time(arrival), packet) {
             state.metrics.packets_received.inc();
         }
-    }
+    });
+    drop(rtp);
     let ended = Instant::now();
     // The end of the call (BYE), as the catalog keeps it.
     let ended_at = callrec_catalog::UnixMillis::now();
@@ -590,7 +562,7 @@ impl Session {
         metadata: &mut MetadataState,
         resolver: &mut RoleResolver,
         labels: &mut Vec<String>,
-        media: &mut MediaPlumbing,
+        rtp: &mut RtpIn,
         now: MediaTime,
     ) {
         let content_type = header_values(req, "Content-Type").into_iter().next();
@@ -702,13 +674,7 @@ impl Session {
                 let side = self.channel_map.side(&label).unwrap_or(Side::Agent);
                 let k = recorder.add_stream(&label, role_of(side), &self.answer.streams[i].codecs);
                 self.ports.push(port);
-                tokio::spawn(read_rtp(
-                    socket,
-                    k,
-                    media.packets.clone(),
-                    Arc::clone(state),
-                    media.readers.clone(),
-                ));
+                rtp.add(socket, k);
                 state.add_live_stream(
                     call_id,
                     LiveStream {
@@ -958,65 +924,6 @@ fn sdp_address(sdp: &str) -> IpAddr {
         })
         .and_then(|a| a.trim().parse().ok())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
-}
-
-/// RTP reader of one stream: latches on the first sender (address and
-/// SSRC); another sender is taken only after the latched one has been
-/// silent for a second (re-anchored SBC legs). RTCP (rtcp-mux) is skipped.
-async fn read_rtp(
-    socket: UdpSocket,
-    stream: usize,
-    tx: mpsc::Sender<Packet>,
-    state: Arc<AppState>,
-    cancel: CancellationToken,
-) {
-    const RELATCH_AFTER: Duration = Duration::from_secs(1);
-    let mut buf = vec![0u8; 2048];
-    let mut latched: Option<(SocketAddr, u32, Instant)> = None;
-    loop {
-        let (n, from) = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "rtp receive error");
-                    continue;
-                }
-            },
-        };
-        let arrival = Instant::now();
-        let pkt = &buf[..n];
-        if n < 12 || pkt[0] >> 6 != 2 {
-            state.metrics.packets_refused.inc();
-            continue;
-        }
-        if (192..=223).contains(&pkt[1]) {
-            continue; // RTCP
-        }
-        let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
-        match latched {
-            Some((addr, s, last)) if addr == from && s == ssrc => {
-                latched = Some((addr, s, arrival));
-                let _ = last;
-            }
-            Some((_, _, last)) if arrival.saturating_duration_since(last) < RELATCH_AFTER => {
-                state.metrics.packets_foreign.inc();
-                continue;
-            }
-            _ => latched = Some((from, ssrc, arrival)),
-        }
-        let p = Packet {
-            stream,
-            arrival,
-            data: Bytes::copy_from_slice(pkt),
-        };
-        if tx.try_send(p).is_err() {
-            if tx.is_closed() {
-                return;
-            }
-            state.metrics.packets_dropped.inc();
-        }
-    }
 }
 
 /// How long a new call waits for its catalog rows before it is refused.

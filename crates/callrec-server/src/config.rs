@@ -318,8 +318,9 @@ pub struct RtpConfig {
     pub port_rest_secs: u64,
     /// How long the timeline waits for late or reordered packets, in ms.
     pub jitter_delay_ms: u64,
-    /// Capacity of each stream's packet queue to its call task; packets that
-    /// find it full are dropped and counted.
+    /// How many packets each RTP socket holds while its call is busy: its
+    /// receive buffer is sized for them (about 1 KiB each, capped by the
+    /// kernel's `net.core.rmem_max`).
     pub queue_packets: usize,
     /// A session that receives no RTP at all for this long (and is not
     /// paused) is ended by callrec with a BYE; 0 disables the check.

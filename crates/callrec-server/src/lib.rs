@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod ports;
 pub mod recording;
+mod rtp_in;
 pub mod settings_store;
 pub mod sip;
 pub mod sip_guard;

@@ -58,8 +58,6 @@ pub struct Metrics {
     pub packets_refused: Counter,
     /// Packets from a sender other than the latched one.
     pub packets_foreign: Counter,
-    /// Packets dropped because the call's queue was full.
-    pub packets_dropped: Counter,
     /// Recordings finalized.
     pub finished: Counter,
     /// Recordings that failed.
@@ -133,7 +131,6 @@ impl Metrics {
                 ("result=\"late\"", self.packets_late.get()),
                 ("result=\"refused\"", self.packets_refused.get()),
                 ("result=\"foreign_sender\"", self.packets_foreign.get()),
-                ("result=\"queue_full\"", self.packets_dropped.get()),
             ],
         );
         counter(

@@ -348,7 +348,10 @@ pub(crate) async fn bind_ports(state: &AppState, n: usize) -> Option<(Vec<u16>, 
         let mut failed = None;
         for &p in &ports {
             match UdpSocket::bind(SocketAddr::new(state.config.rtp.bind_address, p)).await {
-                Ok(s) => sockets.push(s),
+                Ok(s) => {
+                    crate::rtp_in::size_receive_buffer(&s, state.config.rtp.queue_packets);
+                    sockets.push(s)
+                }
                 Err(e) => {
                     tracing::warn!(port = p, error = %e, "cannot bind an RTP port; trying another");
                     failed = Some(p);
