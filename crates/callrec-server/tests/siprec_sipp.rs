@@ -177,14 +177,25 @@ fn reinvite_inactive_pauses_and_sendonly_resumes() {
     assert!(ok, "sipp failed:\n{log}");
 
     let rec = server.next_recording(20);
-    let spans = rec.metadata["pause_spans"].as_array().unwrap().clone();
+    assert_one_skipped_pause(&rec, 5.0);
+}
+
+/// A recording of `sent_secs` of the two-party capture with one pause of
+/// about 2 s in skip mode: one pause span of 1.5-2.8 s, left out of the
+/// file, and the agent's tone on both sides of the pause point. Returns
+/// the file's channels (left, right).
+fn assert_one_skipped_pause(
+    rec: &callrec_server::RecordingFinished,
+    sent_secs: f64,
+) -> (Vec<i16>, Vec<i16>) {
+    let spans = rec.metadata["pause_spans"].as_array().unwrap();
     assert_eq!(spans.len(), 1, "{spans:?}");
     let paused_ms = spans[0]["paused_ms"].as_u64().unwrap();
     assert!((1500..=2800).contains(&paused_ms), "paused {paused_ms} ms");
     // Skip mode: the paused span is left out of the file.
     let (left, right) = read_stereo_wav(&rec.audio_path);
     let secs = left.len() as f64 / 8000.0;
-    let expected = 5.0 - paused_ms as f64 / 1000.0;
+    let expected = sent_secs - paused_ms as f64 / 1000.0;
     assert!(
         (secs - expected).abs() < 0.5,
         "file {secs:.2} s, expected about {expected:.2} s"
@@ -193,6 +204,7 @@ fn reinvite_inactive_pauses_and_sendonly_resumes() {
     let cut = spans[0]["start_ms"].as_u64().unwrap() as usize * 8;
     assert!(tone_db(&right[..cut], AGENT_TONE_HZ) > -20.0);
     assert!(tone_db(&right[cut..], AGENT_TONE_HZ) > -20.0);
+    (left, right)
 }
 
 /// An UPDATE (no ACK follows): `invite_with`'s request as UPDATE.
@@ -239,20 +251,8 @@ fn session_timers_are_tolerated_and_update_refreshes_pauses_and_resumes() {
 
     let rec = server.next_recording(20);
     assert_eq!(rec.metadata["end_reason"], "bye_from_recording_client");
-    let spans = rec.metadata["pause_spans"].as_array().unwrap().clone();
-    assert_eq!(spans.len(), 1, "the refresh paused nothing; {spans:?}");
-    let paused_ms = spans[0]["paused_ms"].as_u64().unwrap();
-    assert!((1500..=2800).contains(&paused_ms), "paused {paused_ms} ms");
-    let (left, right) = read_stereo_wav(&rec.audio_path);
-    let secs = left.len() as f64 / 8000.0;
-    let expected = 5.0 - paused_ms as f64 / 1000.0;
-    assert!(
-        (secs - expected).abs() < 0.5,
-        "file {secs:.2} s, expected about {expected:.2} s"
-    );
-    let cut = spans[0]["start_ms"].as_u64().unwrap() as usize * 8;
-    assert!(tone_db(&right[..cut], AGENT_TONE_HZ) > -20.0);
-    assert!(tone_db(&right[cut..], AGENT_TONE_HZ) > -20.0);
+    // One pause only: the refresh paused nothing.
+    let (left, right) = assert_one_skipped_pause(&rec, 5.0);
     let (r, l) = (
         tone_db(&right, AGENT_TONE_HZ),
         tone_db(&left, AGENT_TONE_HZ),
@@ -447,20 +447,12 @@ CSeq: {cseq}\r\n{extra}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
 fn over_tcp_a_malformed_message_closes_its_connection_and_others_are_served() {
     use std::io::{Read, Write};
     let server = Server::start(|_| {});
-    let options = |me: std::net::SocketAddr, cseq: &str| {
-        format!(
-            "OPTIONS sip:srs@{srs} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-t{n}\r\n\
-From: <sip:src@{me}>;tag=t1\r\nTo: <sip:srs@{srs}>\r\nCall-ID: tcp-{n}@test\r\n\
-CSeq: {cseq}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            srs = server.sip,
-            n = cseq.len(),
-        )
-    };
+    let options = |me, n| options_request("TCP", me, server.sip, &format!("tcp-{n}"), n);
     // A message whose Content-Length is not a number: the stream cannot be
     // framed any more, and rsipstack closes the connection.
     let mut bad = std::net::TcpStream::connect(server.sip).unwrap();
     let me = bad.local_addr().unwrap();
-    let msg = options(me, "1 OPTIONS").replace("Content-Length: 0", "Content-Length: zero");
+    let msg = options(me, 1).replace("Content-Length: 0", "Content-Length: zero");
     bad.write_all(msg.as_bytes()).unwrap();
     bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut rest = Vec::new();
@@ -474,11 +466,7 @@ CSeq: {cseq}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     // A new connection is served.
     let mut good = std::net::TcpStream::connect(server.sip).unwrap();
     let me = good.local_addr().unwrap();
-    good.write_all(options(me, "2 OPTIONS").as_bytes()).unwrap();
-    good.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = [0u8; 2048];
-    let n = good.read(&mut buf).unwrap();
-    let answer = String::from_utf8_lossy(&buf[..n]);
+    let answer = ask_tcp(&mut good, &options(me, 2));
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
 }
 

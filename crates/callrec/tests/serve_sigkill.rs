@@ -38,14 +38,7 @@ fn serve(config: &Path, http: SocketAddr, log: &Path) -> Proc {
         .spawn()
         .unwrap();
     let p = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(http, "/readyz").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "callrec serve never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_ready(http, 60);
     p
 }
 

@@ -6,7 +6,7 @@
 #[path = "../../callrec-server/tests/common/mod.rs"]
 mod siprec;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -112,28 +112,11 @@ fn when_ready_sip_over_tcp_answers_at_once() {
         .spawn()
         .unwrap();
     let _server = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(http, "/readyz").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "callrec serve never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_ready(http, 60);
     // No retry: ready means the TCP listener accepts.
     let mut conn = TcpStream::connect(sip).expect("SIP TCP accepts once ready");
     let me = conn.local_addr().unwrap();
-    let options = format!(
-        "OPTIONS sip:srs@{sip} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-ready\r\n\
-From: <sip:src@{me}>;tag=r1\r\nTo: <sip:srs@{sip}>\r\nCall-ID: ready@test\r\n\
-CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
-    conn.write_all(options.as_bytes()).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = [0u8; 2048];
-    let n = conn.read(&mut buf).unwrap();
-    let answer = String::from_utf8_lossy(&buf[..n]);
+    let answer = ask_tcp(&mut conn, &options_request("TCP", me, sip, "ready", 1));
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
 }
 

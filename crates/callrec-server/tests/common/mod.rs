@@ -124,12 +124,8 @@ impl Server {
             thread: Some(thread),
             recordings: rrx,
         };
-        // Wait until HTTP answers (the SIP stack is up by then).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(http, "/readyz").0 != 200 {
-            assert!(Instant::now() < deadline, "server never became ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Ready: HTTP answers and every SIP listener accepts.
+        wait_ready(http, 30);
         server
     }
 
@@ -171,6 +167,42 @@ impl Drop for Server {
 }
 
 /// A blocking HTTP/1.0 GET: (status, body).
+/// Waits until `/readyz` at `http` answers 200, for at most `secs`.
+pub fn wait_ready(http: SocketAddr, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while http_get(http, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "the server never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An out-of-dialog OPTIONS from `me` to the recording server at `srs`
+/// over `transport` (TCP, TLS), CRLF line ends.
+pub fn options_request(
+    transport: &str,
+    me: SocketAddr,
+    srs: SocketAddr,
+    call_id: &str,
+    cseq: u32,
+) -> String {
+    format!(
+        "OPTIONS sip:srs@{srs} SIP/2.0\r\nVia: SIP/2.0/{transport} {me};branch=z9hG4bK-{call_id}-{cseq}\r\n\
+From: <sip:src@{me}>;tag=t1\r\nTo: <sip:srs@{srs}>\r\nCall-ID: {call_id}@test\r\n\
+CSeq: {cseq} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Writes `msg` on a SIP TCP connection and reads one answer (at most 10 s).
+pub fn ask_tcp(conn: &mut std::net::TcpStream, msg: &str) -> String {
+    use std::io::Read;
+    conn.write_all(msg.as_bytes()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let n = conn.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use std::io::Read;
     let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
